@@ -1,0 +1,68 @@
+/**
+ * The interface every destination implements (Mixpanel today, PostHog and Segment next). A destination encodes
+ * operations and makes one attempt at sending a batch; retries, backoff, splitting and concurrency live in
+ * `src/delivery`, the same for every destination.
+ */
+import type { GroupOperation } from "./model.js";
+
+/** Limits the delivery layer respects when it builds batches. */
+export interface DestinationLimits {
+  /** Most operations in one request. */
+  readonly maxBatchOperations: number;
+  /** Most bytes in one request body. */
+  readonly maxBatchBytes: number;
+  /** Most bytes one encoded operation may take; a larger one is rejected with its key. */
+  readonly maxOperationBytes: number;
+  /** Requests in flight at once. */
+  readonly concurrency: number;
+}
+
+/** An operation encoded for the wire, with its size, ready to be batched. */
+export interface EncodedOperation {
+  readonly operation: GroupOperation;
+  /** The JSON text of the operation as it will appear in the request body. */
+  readonly json: string;
+  /** `Buffer.byteLength(json)`. */
+  readonly bytes: number;
+}
+
+/** One record of a batch the destination refused, by index into the batch. */
+export interface RejectedRecord {
+  readonly index: number;
+  readonly reason: string;
+}
+
+/** The outcome of one attempt at sending one batch. */
+export type SendOutcome =
+  /** Every operation was accepted. */
+  | { readonly kind: "ok" }
+  /**
+   * Some records were refused, with per-record details. The others may or may not have been applied: the delivery
+   * layer sends them again (operations are idempotent).
+   */
+  | { readonly kind: "rejected-records"; readonly rejected: readonly RejectedRecord[]; readonly status: number }
+  /** The batch was refused as a whole with no per-record detail (HTTP 400): split it to isolate the bad records. */
+  | { readonly kind: "invalid"; readonly reason: string; readonly status: number }
+  /** The body was too large (HTTP 413): split it. */
+  | { readonly kind: "too-large"; readonly status: number }
+  /** A transient failure (429, 5xx, network, timeout): retry after `retryAfterMs` if given, else back off. */
+  | { readonly kind: "retry"; readonly reason: string; readonly status?: number; readonly retryAfterMs?: number }
+  /** Retrying cannot help (401/403: bad credentials): stop the run. */
+  | { readonly kind: "fatal"; readonly reason: string; readonly action: string; readonly status: number };
+
+export interface SendOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** A destination adapter. */
+export interface Destination {
+  /** Short name for logs, e.g. `mixpanel`. */
+  readonly name: string;
+  readonly limits: DestinationLimits;
+  /** Encodes one operation; throws nothing: an operation too large is caught by the delivery layer by size. */
+  encode(operation: GroupOperation): EncodedOperation;
+  /** One attempt at one batch. Never throws for HTTP or network failures: it classifies them. */
+  send(batch: readonly EncodedOperation[], options?: SendOptions): Promise<SendOutcome>;
+  /** Closes connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,32 @@
+/**
+ * The records that flow through the engine, from mapped rows to destination operations.
+ * Data flow: source rows → mapped group records → diff against the snapshot → operations → batches →
+ * destination → acknowledgements → state.
+ */
+
+/** A JSON value as sent to a destination. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/**
+ * Identifies one group profile in the destination. In hierarchical Mixpanel projects the same Group ID under two
+ * Company IDs is two different profiles, so `companyId` is part of the identity.
+ */
+export interface GroupRef {
+  /** The Group Key, e.g. `company`, `$company_id`, `$user_id`, `team_id`. Constant for a sync. */
+  readonly groupKey: string;
+  /** The bare Group ID value (never the `$company:` prefixed form). */
+  readonly groupId: string;
+  /** The bare Company ID; present only for hierarchical destinations. */
+  readonly companyId?: string;
+}
+
+/**
+ * One operation on one group profile; destinations send one operation per update object.
+ * The union is open for `set_once`, `union` and `remove` (a later issue).
+ */
+export type GroupOperation =
+  | { readonly kind: "set"; readonly ref: GroupRef; readonly properties: Readonly<Record<string, JsonValue>> }
+  | { readonly kind: "unset"; readonly ref: GroupRef; readonly names: readonly string[] }
+  | { readonly kind: "delete"; readonly ref: GroupRef };
+
+export type OperationKind = GroupOperation["kind"];

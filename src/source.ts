@@ -1,0 +1,80 @@
+/**
+ * The interface every warehouse adapter implements (Postgres today, Snowflake next). The engine never imports a
+ * driver: it asks a source for typed columns and ordered raw rows.
+ */
+
+/**
+ * What kind of value a column holds, normalised across warehouses. The mapping layer coerces from the kind;
+ * hashing always uses the raw text, so it does not depend on the kind.
+ */
+export type ValueKind =
+  | "integer" // fits in a JS number exactly (int2, int4)
+  | "bigint" // 64-bit integers: exact as strings beyond 2^53
+  | "decimal" // numeric/NUMBER: exact as strings unless they round-trip through a double
+  | "float" // float4/float8/FLOAT: may be NaN or Infinity
+  | "boolean"
+  | "text"
+  | "timestamptz" // an instant; raw text is rendered in UTC by the source
+  | "timestamp" // a wall-clock timestamp without zone; read as UTC
+  | "date"
+  | "time"
+  | "json" // raw text is JSON
+  | "array" // raw text needs `decode` to become a list
+  | "binary"
+  | "other"; // anything else: sent as its text
+
+/** One column of a source result. */
+export interface SourceColumn {
+  /** Column name exactly as the warehouse returns it. */
+  readonly name: string;
+  /** The warehouse's own type name, for messages (e.g. `numeric`, `timestamptz`, `_text`). */
+  readonly dbType: string;
+  /** The normalised kind the mapping layer coerces from. */
+  readonly kind: ValueKind;
+  /** Turns raw text into a structured value, for kinds whose text needs parsing (arrays). */
+  readonly decode?: (text: string) => unknown;
+}
+
+/**
+ * A row as raw text cells, aligned with the columns of the read. The text is the warehouse's own rendering
+ * (Postgres: the type's output function with TimeZone=UTC, DateStyle=ISO), so the warehouse can compute the
+ * same hashes the engine computes.
+ */
+export type RawRow = readonly (string | null)[];
+
+/** What to read: a table or a query, the columns needed and the key columns to order by. */
+export interface ReadSpec {
+  /** A table or view name, possibly schema-qualified (`analytics.dim_companies`). Exactly one of from/query. */
+  readonly from?: string;
+  /** A read-only SQL query. Exactly one of from/query. */
+  readonly query?: string;
+  /** The columns to return, in this order. */
+  readonly columns: readonly string[];
+  /**
+   * Key columns. Rows come ordered by these columns' text in Unicode code-point order (Postgres `COLLATE "C"` on a
+   * UTF-8 database), NULLs last: the engine merges rows with the sorted snapshot and checks the order.
+   */
+  readonly orderBy: readonly string[];
+}
+
+export interface ReadOptions {
+  /** Aborts the read; the source closes its cursor and releases its connection. */
+  readonly signal?: AbortSignal;
+  /** Rows per chunk fetched from the warehouse. */
+  readonly batchSize: number;
+}
+
+/** A warehouse adapter. Created per run and closed at the end. */
+export interface Source {
+  /** Connects and checks that the warehouse is usable (encoding, permissions); throws SourceError. */
+  check(): Promise<void>;
+  /** The columns the `from`/`query` of `spec` returns, without reading rows. */
+  describe(spec: Pick<ReadSpec, "from" | "query">): Promise<readonly SourceColumn[]>;
+  /**
+   * Streams rows in chunks, ordered as `spec.orderBy` says, inside a read-only transaction. Never holds the whole
+   * result. Throws SourceError on failure; closes its cursor when the consumer stops early.
+   */
+  read(spec: ReadSpec, options: ReadOptions): AsyncIterable<readonly RawRow[]>;
+  /** Releases connections. Safe to call twice. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,56 @@
+/**
+ * A fresh database per test file on the suite's PostgreSQL server. `npm test` starts one server for the whole
+ * suite and passes its URL in GROUPSYNC_TEST_PG_URL; a test file run on its own starts its own server.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { type RunningPostgres, startEmbeddedPostgres } from "./embedded-postgres.js";
+
+let ownServer: Promise<RunningPostgres> | undefined;
+
+async function serverUrl(): Promise<string> {
+  const fromEnv = process.env.GROUPSYNC_TEST_PG_URL;
+  if (fromEnv) return fromEnv;
+  ownServer ??= startEmbeddedPostgres().then((server) => {
+    process.once("exit", () => void server.stop());
+    return server;
+  });
+  return (await ownServer).url;
+}
+
+export interface TestDatabase {
+  /** URL of the new database. */
+  readonly url: string;
+  /** Runs SQL on the new database (as superuser). */
+  query(sql: string, values?: unknown[]): Promise<pg.QueryResult>;
+  /** Drops the database and stops a server this process started. */
+  dispose(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = await serverUrl();
+  const name = `t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  return {
+    url: url.toString(),
+    query: (sql, values) => pool.query(sql, values),
+    async dispose() {
+      await pool.end();
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+      if (ownServer) {
+        const server = await ownServer;
+        ownServer = undefined;
+        await server.stop();
+      }
+    },
+  };
+}

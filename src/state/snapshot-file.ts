@@ -1,0 +1,270 @@
+/**
+ * The snapshot: what the destination holds for every group of a sync, as hashes, sorted by key so a run can merge
+ * it with the ordered source rows without holding either in memory.
+ *
+ * File layout (all integers little-endian):
+ *   magic "GSSNAP1\n"
+ *   u32 header length, header JSON ({ format, properties, hierarchical })
+ *   blocks: u32 payload length, u32 record count, 16-byte MD5 of the payload, payload
+ *   footer: u32 0xFFFFFFFF, u64 total record count
+ * Record: varint+UTF-8 Group ID, varint+UTF-8 Company ID (hierarchical only), 8-byte row hash,
+ *   a bitmap of which properties are set, then 8 bytes of hash for each set property.
+ * Every block is checked against its MD5 before use, and a missing footer means a truncated file: corruption is
+ * always a StateError, never a silent full re-send.
+ */
+import { createHash } from "node:crypto";
+import { type FileHandle, open } from "node:fs/promises";
+import { StateError } from "../errors.js";
+import type { GroupKey } from "./key-order.js";
+
+const MAGIC = Buffer.from("GSSNAP1\n", "latin1");
+const FOOTER_MARK = 0xffffffff;
+const BLOCK_TARGET = 64 * 1024;
+export const HASH_BYTES = 8;
+
+/** Hash of a property known to be set in the destination with a value we cannot compare against. */
+export const UNKNOWN_HASH = "\0".repeat(HASH_BYTES);
+
+export interface SnapshotHeader {
+  /** Property names, in the order of each entry's `hashes`. */
+  readonly properties: readonly string[];
+  readonly hierarchical: boolean;
+}
+
+/** One group as the destination holds it. Hashes are 8-character latin1 strings (8 bytes); null = not set. */
+export interface SnapshotEntry extends GroupKey {
+  /** Hash of the whole row as last fully acknowledged; UNKNOWN_HASH when only part of it was. */
+  rowHash: string;
+  readonly hashes: (string | null)[];
+}
+
+function writeVarint(buffer: Buffer, offset: number, value: number): number {
+  let v = value;
+  let o = offset;
+  while (v >= 0x80) {
+    buffer[o++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buffer[o++] = v;
+  return o;
+}
+
+/** Writes a snapshot file. Entries must be added in key order. */
+export class SnapshotWriter {
+  #file: FileHandle;
+  #block: Buffer = Buffer.allocUnsafe(BLOCK_TARGET * 2);
+  #used = 0;
+  #blockRecords = 0;
+  #total = 0;
+  readonly #properties: number;
+  readonly #hierarchical: boolean;
+
+  private constructor(file: FileHandle, header: SnapshotHeader) {
+    this.#file = file;
+    this.#properties = header.properties.length;
+    this.#hierarchical = header.hierarchical;
+  }
+
+  static async create(path: string, header: SnapshotHeader): Promise<SnapshotWriter> {
+    const file = await open(path, "w", 0o600);
+    const json = Buffer.from(JSON.stringify({ format: 1, ...header }), "utf8");
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(json.length);
+    await file.write(Buffer.concat([MAGIC, length, json]));
+    return new SnapshotWriter(file, header);
+  }
+
+  get count(): number {
+    return this.#total;
+  }
+
+  /** Adds one entry; writes a block to disk when the current one is full. */
+  async add(entry: SnapshotEntry): Promise<void> {
+    const groupId = Buffer.from(entry.groupId, "utf8");
+    const companyId = this.#hierarchical ? Buffer.from(entry.companyId, "utf8") : undefined;
+    const bitmapBytes = (this.#properties + 7) >> 3;
+    let set = 0;
+    for (const hash of entry.hashes) if (hash !== null) set++;
+    const size =
+      10 + groupId.length + (companyId ? 5 + companyId.length : 0) + HASH_BYTES + bitmapBytes + set * HASH_BYTES;
+    if (this.#used + size > this.#block.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + size));
+      this.#block.copy(bigger, 0, 0, this.#used);
+      this.#block = bigger;
+    }
+    const b = this.#block;
+    let o = writeVarint(b, this.#used, groupId.length);
+    o += groupId.copy(b, o);
+    if (companyId) {
+      o = writeVarint(b, o, companyId.length);
+      o += companyId.copy(b, o);
+    }
+    o += b.write(entry.rowHash, o, HASH_BYTES, "latin1");
+    b.fill(0, o, o + bitmapBytes);
+    for (let i = 0; i < this.#properties; i++) {
+      if ((entry.hashes[i] ?? null) !== null) b[o + (i >> 3)]! |= 1 << (i & 7);
+    }
+    o += bitmapBytes;
+    for (let i = 0; i < this.#properties; i++) {
+      const hash = entry.hashes[i];
+      if (hash !== null && hash !== undefined) o += b.write(hash, o, HASH_BYTES, "latin1");
+    }
+    this.#used = o;
+    this.#blockRecords++;
+    this.#total++;
+    if (this.#used >= BLOCK_TARGET) await this.#flushBlock();
+  }
+
+  async #flushBlock(): Promise<void> {
+    if (this.#blockRecords === 0) return;
+    const payload = this.#block.subarray(0, this.#used);
+    const head = Buffer.allocUnsafe(8);
+    head.writeUInt32LE(payload.length, 0);
+    head.writeUInt32LE(this.#blockRecords, 4);
+    const digest = createHash("md5").update(payload).digest();
+    await this.#file.writev([head, digest, payload]);
+    this.#used = 0;
+    this.#blockRecords = 0;
+  }
+
+  /** Writes the last block and the footer, and makes the file durable (fsync). */
+  async finish(): Promise<void> {
+    await this.#flushBlock();
+    const footer = Buffer.alloc(12);
+    footer.writeUInt32LE(FOOTER_MARK, 0);
+    footer.writeBigUInt64LE(BigInt(this.#total), 4);
+    await this.#file.write(footer);
+    await this.#file.sync();
+    await this.#file.close();
+  }
+
+  /** Closes without finishing (the caller removes the file). */
+  async abandon(): Promise<void> {
+    await this.#file.close().catch(() => undefined);
+  }
+}
+
+function corrupt(path: string, detail: string): StateError {
+  return new StateError(`snapshot ${path} is corrupt: ${detail}`, {
+    code: "STATE_CORRUPT",
+    action:
+      "Restore the state folder from a backup, or run `groupsync reset <sync> --yes` to forget it (the next run then re-sends every group).",
+  });
+}
+
+async function readExactly(file: FileHandle, length: number, path: string, what: string): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  let read = 0;
+  while (read < length) {
+    const { bytesRead } = await file.read(buffer, read, length - read, null);
+    if (bytesRead === 0) throw corrupt(path, `file ends in the middle of ${what} (truncated?)`);
+    read += bytesRead;
+  }
+  return buffer;
+}
+
+/** Reads the header of a snapshot file. */
+export async function readSnapshotHeader(path: string): Promise<SnapshotHeader> {
+  const file = await open(path, "r");
+  try {
+    return await readHeader(file, path);
+  } finally {
+    await file.close();
+  }
+}
+
+async function readHeader(file: FileHandle, path: string): Promise<SnapshotHeader> {
+  const magic = await readExactly(file, MAGIC.length + 4, path, "the header");
+  if (!magic.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt(path, "not a groupsync snapshot (bad magic)");
+  const length = magic.readUInt32LE(MAGIC.length);
+  if (length > 16 * 1024 * 1024) throw corrupt(path, "header too large");
+  try {
+    const header = JSON.parse((await readExactly(file, length, path, "the header")).toString("utf8")) as {
+      format?: unknown;
+      properties?: unknown;
+      hierarchical?: unknown;
+    };
+    if (header.format !== 1 || !Array.isArray(header.properties) || typeof header.hierarchical !== "boolean") {
+      throw corrupt(path, "unknown header format");
+    }
+    return { properties: header.properties as string[], hierarchical: header.hierarchical };
+  } catch (error) {
+    if (error instanceof StateError) throw error;
+    throw corrupt(path, "header is not valid JSON");
+  }
+}
+
+/**
+ * Streams a snapshot's entries in key order, a block at a time, verifying every block. Throws StateError on any
+ * corruption, including a missing footer.
+ */
+export async function* readSnapshot(path: string): AsyncGenerator<SnapshotEntry[], SnapshotHeader | undefined> {
+  const file = await open(path, "r");
+  try {
+    const header = await readHeader(file, path);
+    const properties = header.properties.length;
+    const bitmapBytes = (properties + 7) >> 3;
+    let total = 0;
+    for (;;) {
+      const head = await readExactly(file, 4, path, "a block header");
+      const length = head.readUInt32LE(0);
+      if (length === FOOTER_MARK) {
+        const count = Number((await readExactly(file, 8, path, "the footer")).readBigUInt64LE(0));
+        if (count !== total) throw corrupt(path, `footer counts ${count} entries, blocks hold ${total}`);
+        const extra = await file.read(Buffer.alloc(1), 0, 1, null);
+        if (extra.bytesRead !== 0) throw corrupt(path, "data after the footer");
+        return header;
+      }
+      const rest = await readExactly(file, 4 + 16, path, "a block header");
+      const records = rest.readUInt32LE(0);
+      const payload = await readExactly(file, length, path, "a block");
+      if (!createHash("md5").update(payload).digest().equals(rest.subarray(4, 20))) {
+        throw corrupt(path, `checksum mismatch in the block after entry ${total}`);
+      }
+      const entries: SnapshotEntry[] = new Array(records);
+      let o = 0;
+      const varint = (): number => {
+        let value = 0;
+        let shift = 0;
+        for (;;) {
+          if (o >= payload.length) throw corrupt(path, "record runs past its block");
+          const byte = payload[o++]!;
+          value += (byte & 0x7f) * 2 ** shift;
+          if (byte < 0x80) return value;
+          shift += 7;
+        }
+      };
+      for (let r = 0; r < records; r++) {
+        const idLength = varint();
+        const groupId = payload.toString("utf8", o, o + idLength);
+        o += idLength;
+        let companyId = "";
+        if (header.hierarchical) {
+          const companyLength = varint();
+          companyId = payload.toString("utf8", o, o + companyLength);
+          o += companyLength;
+        }
+        const rowHash = payload.toString("latin1", o, o + HASH_BYTES);
+        o += HASH_BYTES;
+        const bitmap = o;
+        o += bitmapBytes;
+        const hashes: (string | null)[] = new Array(properties);
+        for (let i = 0; i < properties; i++) {
+          if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) {
+            hashes[i] = payload.toString("latin1", o, o + HASH_BYTES);
+            o += HASH_BYTES;
+          } else {
+            hashes[i] = null;
+          }
+        }
+        if (o > payload.length) throw corrupt(path, "record runs past its block");
+        entries[r] = { companyId, groupId, rowHash, hashes };
+      }
+      if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
+      total += records;
+      yield entries;
+    }
+  } finally {
+    await file.close();
+  }
+}

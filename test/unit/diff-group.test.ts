@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { diffGroup } from "../../src/diff/diff-group.js";
+
+// Hashes are opaque strings here; "a1" stands for the hash of some value.
+const cases: {
+  name: string;
+  held: (string | null)[] | undefined;
+  current: (string | null)[];
+  set: number[];
+  unset: number[];
+}[] = [
+  {
+    name: "new group sets its non-null properties only",
+    held: undefined,
+    current: ["a", null, "c"],
+    set: [0, 2],
+    unset: [],
+  },
+  {
+    name: "new group with every property null sends nothing",
+    held: undefined,
+    current: [null, null],
+    set: [],
+    unset: [],
+  },
+  { name: "unchanged group sends nothing", held: ["a", null, "c"], current: ["a", null, "c"], set: [], unset: [] },
+  {
+    name: "a changed property is set, the rest left alone",
+    held: ["a", "b", "c"],
+    current: ["a", "B", "c"],
+    set: [1],
+    unset: [],
+  },
+  { name: "a property that became null is unset", held: ["a", "b"], current: ["a", null], set: [], unset: [1] },
+  { name: "null that stays null is not unset", held: ["a", null], current: ["a", null], set: [], unset: [] },
+  {
+    name: "a property added to the mapping (held shorter) sends just it",
+    held: ["a"],
+    current: ["a", "n"],
+    set: [1],
+    unset: [],
+  },
+  { name: "a retired property still set is unset", held: ["a", "old"], current: ["a"], set: [], unset: [1] },
+  { name: "a retired property already unset is left alone", held: ["a", null], current: ["a"], set: [], unset: [] },
+  { name: "set and unset together", held: ["a", "b", "c"], current: ["x", null, "c"], set: [0], unset: [1] },
+];
+
+for (const c of cases) {
+  test(`diffGroup: ${c.name}`, () => {
+    const diff = diffGroup(c.held, c.current);
+    assert.deepEqual(diff.set, c.set);
+    assert.deepEqual(diff.unset, c.unset);
+  });
+}

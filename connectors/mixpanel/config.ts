@@ -9,6 +9,28 @@ export const MIXPANEL_HOSTS = {
   in: "https://api-in.mixpanel.com",
 } as const;
 
+/**
+ * Mixpanel's reserved profile properties: the only property names that may start with `$`.
+ * https://docs.mixpanel.com/docs/data-structure/property-reference/reserved-properties
+ */
+export const MIXPANEL_RESERVED_PROPERTIES = [
+  "$name",
+  "$email",
+  "$phone",
+  "$avatar",
+  "$created",
+  "$first_name",
+  "$last_name",
+  "$city",
+  "$region",
+  "$country_code",
+  "$timezone",
+  "$unsubscribed",
+] as const;
+
+/** Most properties one profile may hold ("Each Mixpanel profile is limited to 2,000 properties"). */
+export const MIXPANEL_MAX_PROPERTIES = 2000;
+
 export const mixpanelDestinationSchema = z
   .strictObject({
     type: z.literal("mixpanel"),
@@ -46,6 +68,26 @@ export const mixpanelDestinationSchema = z
       .default(8)
       .meta({ description: "Retries of one batch on 429, 5xx and network errors before the run gives up on it." }),
   })
+  .superRefine((config, context) => {
+    // The project token travels in every request body: never in clear text off this machine unless asked to.
+    if (config.api_host && !config.allow_insecure && isInsecureRemote(config.api_host)) {
+      context.addIssue({
+        code: "custom",
+        path: ["api_host"],
+        message:
+          "plain http:// to a host that is not loopback would send the project token unencrypted; use https:// or set allow_insecure: true",
+      });
+    }
+  })
   .meta({ description: "Mixpanel group profiles, through the /groups ingestion endpoint." });
+
+function isInsecureRemote(host: string): boolean {
+  // zod runs this refinement even when api_host failed its own check: that issue is reported already.
+  if (!URL.canParse(host)) return false;
+  const url = new URL(host);
+  if (url.protocol !== "http:") return false;
+  const name = url.hostname.replace(/^\[|\]$/g, "");
+  return !(name === "localhost" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name));
+}
 
 export type MixpanelDestinationConfig = z.output<typeof mixpanelDestinationSchema>;

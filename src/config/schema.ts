@@ -50,7 +50,8 @@ export const configSchema = z
 export const PROPERTY_TYPES = ["string", "number", "boolean", "datetime", "date", "list", "object"] as const;
 export type PropertyType = (typeof PROPERTY_TYPES)[number];
 
-const columnName = z.string().min(1, "must not be empty");
+/** A column name: blank ones are refused here so that the mapper never looks up a column named "". */
+const columnName = z.string().regex(/\S/, "must name a column; it is empty or blank");
 
 export const propertySchema = z.union([
   columnName.meta({ description: "The column holding the value; its type is kept." }),

@@ -1,0 +1,126 @@
+/**
+ * Checks that a schema cannot express: references between entries, and a mapping's fit with the destination of
+ * each sync using it. They read the interpolated document (not zod's output), so they run, and report, even when
+ * another part of the file is invalid. (Plain http to a remote api_host is refused by the Mixpanel schema.)
+ */
+import { closest, distance } from "fastest-levenshtein";
+import { MIXPANEL_MAX_PROPERTIES, MIXPANEL_RESERVED_PROPERTIES } from "../../connectors/mixpanel/config.js";
+import type { ConfigIssue } from "../errors.js";
+import { issueAt, locate, type PathSegment, type YamlFile } from "./yaml-file.js";
+
+export function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/** A value for a message: quoted, unless it came from the environment (then only the variable is named). */
+function shown(yaml: YamlFile, path: readonly PathSegment[], value: string): string {
+  const { node } = locate(yaml, path);
+  const env = node ? yaml.env.get(node) : undefined;
+  return env ? `the value of ${env.variables.map((name) => `\${${name}}`).join(", ")}` : JSON.stringify(value);
+}
+
+function suggestion(value: string, candidates: readonly string[]): string {
+  if (candidates.length === 0) return "";
+  const near = closest(value, candidates as string[]);
+  return distance(value, near) <= 2 ? ` (did you mean "${near}"?)` : "";
+}
+
+/** Cross-checks of sync.config.yaml. */
+export function checkConfig(yaml: YamlFile, raw: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const root = asRecord(raw);
+  const entries = {
+    source: asRecord(root?.sources) ?? {},
+    destination: asRecord(root?.destinations) ?? {},
+  };
+  for (const [name, value] of Object.entries(asRecord(root?.syncs) ?? {})) {
+    const sync = asRecord(value);
+    for (const field of ["source", "destination"] as const) {
+      const ref = sync?.[field];
+      if (typeof ref !== "string" || Object.hasOwn(entries[field], ref)) continue;
+      const path = ["syncs", name, field];
+      const names = Object.keys(entries[field]);
+      const existing = names.length > 0 ? `${field}s: ${names.join(", ")}` : `there are no ${field}s`;
+      issues.push(
+        issueAt(yaml, path, `no ${field} named ${shown(yaml, path, ref)}${suggestion(ref, names)}; ${existing}`),
+      );
+    }
+  }
+  return issues;
+}
+
+/** Cross-checks of a mapping file on its own. */
+export function checkMapping(yaml: YamlFile, raw: unknown): ConfigIssue[] {
+  const mapping = asRecord(raw);
+  if (!mapping) return [];
+  const hasFrom = mapping.from !== undefined;
+  const hasQuery = mapping.query !== undefined;
+  if (hasFrom && hasQuery) {
+    return [issueAt(yaml, ["query"], "give either from (a table or view) or query (a SQL query), not both", "key")];
+  }
+  if (!hasFrom && !hasQuery) {
+    return [
+      issueAt(
+        yaml,
+        ["from"],
+        'required key "from" or "query" is missing: give a table or view, or a read-only SQL query',
+      ),
+    ];
+  }
+  return [];
+}
+
+/** How a sync uses a mapping: what its destination requires of it. */
+export interface MappingUse {
+  readonly sync: string;
+  readonly destination: string;
+  /** The destination's `type`. */
+  readonly type: unknown;
+  readonly hierarchical: boolean;
+}
+
+/** Cross-checks of a mapping against the destination of one sync that uses it. */
+export function checkMappingUse(yaml: YamlFile, raw: unknown, use: MappingUse): ConfigIssue[] {
+  const mapping = asRecord(raw);
+  if (!mapping) return [];
+  const issues: ConfigIssue[] = [];
+  if (use.hierarchical && mapping.company_id === undefined) {
+    issues.push(
+      issueAt(
+        yaml,
+        ["company_id"],
+        `required key "company_id" is missing: sync "${use.sync}" sends to destination "${use.destination}", ` +
+          "which is hierarchical; name the column holding the Company ID",
+      ),
+    );
+  }
+  const properties = asRecord(mapping.properties);
+  if (use.type !== "mixpanel" || !properties) return issues;
+  const reserved: readonly string[] = MIXPANEL_RESERVED_PROPERTIES;
+  for (const name of Object.keys(properties)) {
+    if (!name.startsWith("$") || reserved.includes(name)) continue;
+    const hint = suggestion(name, reserved) || `; reserved names: ${reserved.join(", ")}`;
+    issues.push(
+      issueAt(
+        yaml,
+        ["properties", name],
+        `"${name}" is not a Mixpanel reserved profile property; non-reserved names must not start with "$"${hint}`,
+        "key",
+      ),
+    );
+  }
+  const count = Object.keys(properties).length;
+  if (count > MIXPANEL_MAX_PROPERTIES) {
+    issues.push(
+      issueAt(
+        yaml,
+        ["properties"],
+        `${count} properties; Mixpanel allows at most ${MIXPANEL_MAX_PROPERTIES} on one profile`,
+        "key",
+      ),
+    );
+  }
+  return issues;
+}

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startEmbeddedPostgres } from "./helpers/embedded-postgres.js";
+import { startEmbeddedPostgres } from "../src/demo/embedded-postgres.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 

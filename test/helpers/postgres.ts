@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { type RunningPostgres, startEmbeddedPostgres } from "./embedded-postgres.js";
+import { type RunningPostgres, startEmbeddedPostgres } from "../../src/demo/embedded-postgres.js";
 
 let ownServer: Promise<RunningPostgres> | undefined;
 

@@ -1,0 +1,102 @@
+/**
+ * PostgreSQL column types → the engine's value kinds. Types are looked up in `pg_type` by OID so that extension
+ * types (citext), enums and arrays of them are recognised by name and category, not by a fixed OID table.
+ */
+import { coerceValue } from "../../src/mapping/coerce.js";
+import type { SourceColumn, ValueKind } from "../../src/source.js";
+import { type ArrayText, parseArrayText } from "./array-text.js";
+
+/** One row of {@link TYPE_INFO_SQL}: a type and, for an array type, its element type. Booleans come as `t`/`f`. */
+export interface PgTypeRow {
+  readonly oid: string;
+  readonly name: string;
+  readonly builtin: string;
+  readonly category: string;
+  readonly type: string;
+  readonly elem_name: string | null;
+  readonly elem_builtin: string | null;
+  readonly elem_category: string | null;
+  readonly elem_type: string | null;
+  readonly elem_delim: string | null;
+}
+
+/**
+ * Looks up the types of a result by OID ($1, an oid[]). Array types are those in category A named `_…` (int2vector
+ * and oidvector are category A too, but their text is not the `{…}` format). An element that is a domain is read as
+ * its base type.
+ */
+export const TYPE_INFO_SQL = `
+SELECT t.oid, t.typname AS name, t.typnamespace = 'pg_catalog'::regnamespace AS builtin,
+       t.typcategory AS category, t.typtype AS type,
+       eb.typname AS elem_name, eb.typnamespace = 'pg_catalog'::regnamespace AS elem_builtin,
+       eb.typcategory AS elem_category, eb.typtype AS elem_type, e.typdelim AS elem_delim
+FROM pg_type t
+LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' AND left(t.typname, 1) = '_'
+LEFT JOIN pg_type eb ON eb.oid = CASE WHEN e.typtype = 'd' THEN e.typbasetype ELSE e.oid END
+WHERE t.oid = ANY($1::oid[])`;
+
+/** Built-in types by name (only trusted when the type lives in pg_catalog). */
+const BUILTIN_KINDS: Readonly<Record<string, ValueKind>> = {
+  int2: "integer",
+  int4: "integer",
+  oid: "integer",
+  int8: "bigint",
+  numeric: "decimal",
+  float4: "float",
+  float8: "float",
+  bool: "boolean",
+  text: "text",
+  varchar: "text",
+  bpchar: "text",
+  char: "text",
+  name: "text",
+  uuid: "text",
+  timestamptz: "timestamptz",
+  timestamp: "timestamp",
+  date: "date",
+  time: "time",
+  timetz: "time",
+  json: "json",
+  jsonb: "json",
+  bytea: "binary",
+};
+
+/** The kind of a scalar type: built-ins by name, then citext, enums and string-category types as text. */
+export function scalarKind(name: string, builtin: boolean, category: string, type: string): ValueKind {
+  if (builtin && name in BUILTIN_KINDS) return BUILTIN_KINDS[name] as ValueKind;
+  if (name === "citext" || type === "e" || category === "S") return "text";
+  return "other";
+}
+
+/** The column for a result field of type `row`. */
+export function columnOf(fieldName: string, row: PgTypeRow | undefined, oid: number): SourceColumn {
+  if (row === undefined) return { name: fieldName, dbType: `oid ${oid}`, kind: "other" };
+  if (row.elem_name !== null) {
+    const element: SourceColumn = {
+      name: fieldName,
+      dbType: row.elem_name,
+      kind: scalarKind(row.elem_name, row.elem_builtin === "t", row.elem_category ?? "", row.elem_type ?? ""),
+    };
+    const delimiter = row.elem_delim ?? ",";
+    return {
+      name: fieldName,
+      dbType: row.name,
+      kind: "array",
+      decode: (text) => decodeArray(text, delimiter, element),
+    };
+  }
+  return { name: fieldName, dbType: row.name, kind: scalarKind(row.name, row.builtin === "t", row.category, row.type) };
+}
+
+/** Array text → nested JS arrays whose elements are coerced like scalars of the element kind. */
+export function decodeArray(text: string, delimiter: string, element: SourceColumn): unknown[] {
+  const convert = (items: ArrayText): unknown[] =>
+    items.map((item) => {
+      if (item === null) return null;
+      if (Array.isArray(item)) return convert(item);
+      const value = coerceValue(item, element);
+      if (!value.ok) throw new Error(`element ${value.reason}`);
+      return value.value;
+    });
+  return convert(parseArrayText(text, delimiter));
+}

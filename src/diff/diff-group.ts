@@ -20,16 +20,16 @@ export function diffGroup(
   held: readonly (string | null)[] | undefined,
   current: readonly (string | null)[],
 ): GroupDiff {
-  let set: number[] | undefined;
-  let unset: number[] | undefined;
+  const set: number[] = [];
+  const unset: number[] = [];
   for (let i = 0; i < current.length; i++) {
     const now = current[i] ?? null;
     const before = held?.[i] ?? null;
-    if (now !== null && now !== before) (set ??= []).push(i);
-    else if (now === null && before !== null) (unset ??= []).push(i);
+    if (now !== null && now !== before) set.push(i);
+    else if (now === null && before !== null) unset.push(i);
   }
   if (held) {
-    for (let i = current.length; i < held.length; i++) if (held[i] !== null) (unset ??= []).push(i);
+    for (let i = current.length; i < held.length; i++) if (held[i] !== null) unset.push(i);
   }
-  return set || unset ? { set: set ?? [], unset: unset ?? [] } : NONE;
+  return set.length > 0 || unset.length > 0 ? { set, unset } : NONE;
 }

@@ -1,0 +1,58 @@
+/**
+ * Keeps the new snapshot in key order while acknowledgements arrive out of order. Each group read becomes a slot;
+ * a slot is written once every operation for it has an outcome. Only slots behind the oldest unresolved one wait
+ * in memory, and the engine stops reading when too many wait (backpressure), so memory stays bounded.
+ */
+import type { SnapshotEntry } from "../state/snapshot-file.js";
+
+export interface Slot {
+  readonly entry: SnapshotEntry;
+  /** Operations sent for this group whose outcome is not known yet. */
+  pending: number;
+  /** Whether to write the entry: false for a new group none of whose operations were acknowledged. */
+  keep: boolean;
+}
+
+export class CommitWindow {
+  readonly #slots: Slot[] = [];
+  #head = 0;
+  #wake: (() => void) | undefined;
+
+  get size(): number {
+    return this.#slots.length - this.#head;
+  }
+
+  push(slot: Slot): void {
+    this.#slots.push(slot);
+  }
+
+  /** Called when a slot's pending count reached zero. */
+  notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Writes resolved slots from the front, in order. */
+  async drain(write: (entry: SnapshotEntry) => Promise<void>): Promise<void> {
+    while (this.#head < this.#slots.length) {
+      const slot = this.#slots[this.#head]!;
+      if (slot.pending > 0) break;
+      this.#head++;
+      if (slot.keep) await write(slot.entry);
+    }
+    if (this.#head > 4096 && this.#head * 2 > this.#slots.length) {
+      this.#slots.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Resolves when some slot resolves (or at once if the front slot is already resolved). */
+  async progress(): Promise<void> {
+    const front = this.#slots[this.#head];
+    if (!front || front.pending === 0) return;
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+}

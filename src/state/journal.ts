@@ -1,0 +1,100 @@
+/**
+ * The write-ahead journal of a run: before a batch is sent, the keys it touches (and which properties) are on disk.
+ * A run killed mid-delivery may have changed profiles its snapshot never recorded; the next run folds the journal
+ * into the snapshot as "value unknown" marks (see recover.ts), so those groups are re-sent, unset or deleted as the
+ * table says, and nothing the crashed run created can linger.
+ *
+ * Entries are recorded as operations are generated, which is key order within each section (upserts, then mirror
+ * deletes), so each section is a sorted snapshot-format file that recovery merges as a stream.
+ */
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { GroupKey } from "./key-order.js";
+import { type SnapshotHeader, SnapshotWriter, UNKNOWN_HASH } from "./snapshot-file.js";
+
+export const JOURNAL_PREFIX = "journal-";
+
+export class Journal {
+  readonly #dir: string;
+  readonly #id: string;
+  readonly #header: SnapshotHeader;
+  #section = 0;
+  #writer: SnapshotWriter | undefined;
+  #last: GroupKey | undefined;
+  #chain: Promise<unknown> = Promise.resolve();
+  readonly #files: string[] = [];
+
+  constructor(dir: string, id: string, header: SnapshotHeader) {
+    this.#dir = dir;
+    this.#id = id;
+    this.#header = header;
+  }
+
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(task);
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Records that `key` is about to be changed: `touched` are property indexes whose value becomes unknown until
+   * acknowledged, or "all" (a delete). Consecutive calls for the same key are merged.
+   */
+  record(key: GroupKey, touched: readonly number[] | "all"): Promise<void> {
+    return this.#serial(async () => {
+      if (!this.#writer) {
+        const file = join(this.#dir, `${JOURNAL_PREFIX}${this.#id}-${this.#section}.bin`);
+        this.#files.push(file);
+        this.#writer = await SnapshotWriter.create(file, this.#header);
+      }
+      const hashes: (string | null)[] = new Array(this.#header.properties.length).fill(null);
+      if (touched === "all") hashes.fill(UNKNOWN_HASH);
+      else for (const index of touched) hashes[index] = UNKNOWN_HASH;
+      this.#last = key;
+      await this.#writer.add({ companyId: key.companyId, groupId: key.groupId, rowHash: UNKNOWN_HASH, hashes });
+    });
+  }
+
+  /** Starts a new sorted section (the mirror deletes, after the upserts). */
+  nextSection(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#writer) await this.#writer.durable();
+      this.#writer = undefined;
+      this.#last = undefined;
+      this.#section++;
+    });
+  }
+
+  /** Makes everything recorded so far durable; called before each batch is sent. */
+  durable(): Promise<void> {
+    return this.#serial(async () => {
+      await this.#writer?.durable();
+    });
+  }
+
+  /** The last key recorded in the current section (for ordering checks in tests). */
+  get last(): GroupKey | undefined {
+    return this.#last;
+  }
+
+  /** Deletes the journal once the run's state is committed. */
+  async remove(): Promise<void> {
+    await this.#serial(async () => {
+      await this.#writer?.abandon();
+      this.#writer = undefined;
+    });
+    for (const file of this.#files) await rm(file, { force: true });
+  }
+}
+
+/** Journal files left in a state folder by runs that did not finish. */
+export async function findJournals(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir))
+      .filter((name) => name.startsWith(JOURNAL_PREFIX) && name.endsWith(".bin"))
+      .sort()
+      .map((name) => join(dir, name));
+  } catch {
+    return [];
+  }
+}

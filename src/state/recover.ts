@@ -1,0 +1,151 @@
+/**
+ * Folds the journals of unfinished runs into the snapshot: every group a crashed run may have touched gets
+ * UNKNOWN_HASH for the properties it touched (and a new entry if the snapshot did not have it), so the next diff
+ * re-sends, unsets or deletes it as the table says. Streams all inputs; writes a new snapshot and checkpoint.
+ */
+import { rm, stat } from "node:fs/promises";
+import { type Checkpoint, type StateIdentity, writeCheckpoint } from "./checkpoint.js";
+import { findJournals } from "./journal.js";
+import { compareKeys } from "./key-order.js";
+import { readSnapshot, readSnapshotHeader, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "./snapshot-file.js";
+import { commitFile, type SyncStatePaths } from "./state-dir.js";
+
+/** A sorted stream of entries with one-entry lookahead. */
+class Stream {
+  #iterator: AsyncIterator<SnapshotEntry[]>;
+  #block: SnapshotEntry[] = [];
+  #index = 0;
+  #done = false;
+  constructor(
+    path: string,
+    tolerant: boolean,
+    readonly map: (entry: SnapshotEntry) => SnapshotEntry,
+  ) {
+    this.#iterator = readSnapshot(path, { tolerateTruncation: tolerant })[Symbol.asyncIterator]();
+  }
+  async peek(): Promise<SnapshotEntry | undefined> {
+    while (this.#index >= this.#block.length) {
+      if (this.#done) return undefined;
+      const next = await this.#iterator.next();
+      if (next.done) {
+        this.#done = true;
+        return undefined;
+      }
+      this.#block = next.value;
+      this.#index = 0;
+    }
+    return this.#block[this.#index];
+  }
+  skip(): void {
+    this.#index++;
+  }
+  async close(): Promise<void> {
+    await this.#iterator.return?.(undefined);
+  }
+}
+
+export interface RecoverOptions {
+  readonly paths: SyncStatePaths;
+  readonly checkpoint: Checkpoint | undefined;
+  readonly identity: StateIdentity;
+  readonly hierarchical: boolean;
+  readonly runId: string;
+}
+
+/** Returns the checkpoint to diff against: the given one, or a new one with the journals folded in. */
+export async function recoverJournals(
+  options: RecoverOptions,
+): Promise<{ checkpoint: Checkpoint | undefined; recovered: number }> {
+  const journals = await findJournals(options.paths.dir);
+  if (journals.length === 0) return { checkpoint: options.checkpoint, recovered: 0 };
+
+  const previous = options.checkpoint;
+  const properties = previous ? previous.properties.map((property) => ({ ...property })) : [];
+  const index = new Map(properties.map((property, i) => [property.name, i]));
+  const headers = await Promise.all(journals.map((journal) => readSnapshotHeader(journal)));
+  for (const header of headers) {
+    for (const name of header.properties) {
+      if (!index.has(name)) {
+        index.set(name, properties.length);
+        // No definition: whatever the mapping says next, values held under this name count as unknown.
+        properties.push({ name, definition: "(recovered)", retired: false, groups_set: 0 });
+      }
+    }
+  }
+  const width = properties.length;
+  const widen =
+    (names: readonly string[]) =>
+    (entry: SnapshotEntry): SnapshotEntry => {
+      const hashes: (string | null)[] = new Array(width).fill(null);
+      names.forEach((name, i) => {
+        hashes[index.get(name)!] = entry.hashes[i] ?? null;
+      });
+      return { companyId: entry.companyId, groupId: entry.groupId, rowHash: entry.rowHash, hashes };
+    };
+  const streams: Stream[] = [];
+  if (previous) {
+    const names = previous.properties.map((property) => property.name);
+    streams.push(new Stream(options.paths.snapshot(previous.snapshot.file), false, widen(names)));
+  }
+  for (const [i, journal] of journals.entries()) streams.push(new Stream(journal, true, widen(headers[i]!.properties)));
+
+  const file = `snapshot-${options.runId}-recovered.bin`;
+  const temp = `${options.paths.snapshot(file)}.tmp`;
+  const writer = await SnapshotWriter.create(temp, {
+    properties: properties.map((p) => p.name),
+    hierarchical: options.hierarchical,
+  });
+  const counts: number[] = new Array(width).fill(0);
+  let recovered = 0;
+  try {
+    for (;;) {
+      let smallest: SnapshotEntry | undefined;
+      for (const stream of streams) {
+        const entry = await stream.peek();
+        if (entry && (!smallest || compareKeys(entry, smallest) < 0)) smallest = entry;
+      }
+      if (!smallest) break;
+      let merged: SnapshotEntry | undefined;
+      for (const [i, stream] of streams.entries()) {
+        // A journal section may hold a key twice when a retry re-recorded it; fold every copy.
+        for (
+          let entry = await stream.peek();
+          entry && compareKeys(entry, smallest) === 0;
+          entry = await stream.peek()
+        ) {
+          stream.skip();
+          const wide = stream.map(entry);
+          if (!merged) {
+            merged = i === 0 && previous ? wide : { ...wide, hashes: new Array(width).fill(null) };
+            if (i === 0 && previous) continue;
+          }
+          recovered++;
+          merged.rowHash = UNKNOWN_HASH;
+          for (let p = 0; p < width; p++) if (wide.hashes[p] !== null) merged.hashes[p] = UNKNOWN_HASH;
+        }
+      }
+      for (let p = 0; p < width; p++) if (merged!.hashes[p] !== null) counts[p]!++;
+      await writer.add(merged!);
+    }
+    await writer.finish();
+  } catch (error) {
+    await writer.abandon();
+    await rm(temp, { force: true });
+    throw error;
+  } finally {
+    for (const stream of streams) await stream.close();
+  }
+  await commitFile(temp, options.paths.snapshot(file), options.paths.dir);
+  const checkpoint: Checkpoint = {
+    format: "groupsync-checkpoint",
+    version: 1,
+    identity: options.identity,
+    snapshot: { file, groups: writer.count, bytes: (await stat(options.paths.snapshot(file))).size },
+    properties: properties.map((property, i) => ({ ...property, groups_set: counts[i] ?? 0 })),
+    updated_at: new Date().toISOString(),
+  };
+  await writeCheckpoint(options.paths.checkpoint, checkpoint);
+  if (previous) await rm(options.paths.snapshot(previous.snapshot.file), { force: true });
+  for (const journal of journals) await rm(journal, { force: true });
+  return { checkpoint, recovered };
+}

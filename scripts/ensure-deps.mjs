@@ -11,6 +11,8 @@ const installed = `${root}/node_modules/.package-lock.json`;
 
 const stale = !existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs;
 if (stale) {
-  console.error("groupsync: installing dependencies (npm ci)…");
-  execFileSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: root, stdio: "inherit" });
+  console.error("groupsync: installing dependencies (npm install, from package-lock.json)…");
+  // Not `npm ci`: its strict lock check fails on registries that do not serve every platform's optional binary
+  // (e.g. Biome's), while `npm install` installs exactly the locked versions that exist for this platform.
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: root, stdio: "inherit" });
 }

@@ -17,7 +17,7 @@ import {
   type SourceConfig,
   type SyncConfig,
 } from "./schema.js";
-import { issueAt, locate, type YamlFile } from "./yaml-file.js";
+import { issueAt, locate, type PathSegment, positionOf, type YamlFile } from "./yaml-file.js";
 
 export interface LoadedSync {
   /** The sync's name: its key under `syncs`. */
@@ -29,6 +29,8 @@ export interface LoadedSync {
   readonly mappingFile: string;
   readonly source: { readonly name: string; readonly config: SourceConfig };
   readonly destination: { readonly name: string; readonly config: DestinationConfig };
+  /** Line and column of a key path in the mapping file, for errors found later (a column the table lacks). */
+  readonly locateInMapping: (path: readonly PathSegment[]) => { line: number; column: number } | undefined;
 }
 
 export interface LoadedConfig {
@@ -75,7 +77,10 @@ interface LoadedMappings {
   readonly issues: readonly ConfigIssue[];
   readonly missing: readonly string[];
   /** By sync name: the mapping file's absolute path and, when valid, its value. */
-  readonly bySync: ReadonlyMap<string, { readonly file: string; readonly value?: MappingConfig }>;
+  readonly bySync: ReadonlyMap<
+    string,
+    { readonly file: string; readonly value?: MappingConfig; readonly yaml?: YamlFile }
+  >;
 }
 
 /** Loads the mapping file of every sync (each file once), and checks it against each sync's destination. */
@@ -105,7 +110,7 @@ async function loadMappings(
   const issues: ConfigIssue[] = [];
   const reported = new Set<string>();
   const missing: string[] = [];
-  const bySync = new Map<string, { file: string; value?: MappingConfig }>();
+  const bySync = new Map<string, { file: string; value?: MappingConfig; yaml?: YamlFile }>();
   for (const [name, absolute] of paths) {
     const mapping = files.get(absolute)!;
     if ("reason" in mapping) {
@@ -134,7 +139,11 @@ async function loadMappings(
       reported.add(key);
     }
     missing.push(...mapping.missing);
-    bySync.set(name, { file: absolute, ...(mapping.value ? { value: mapping.value } : {}) });
+    bySync.set(name, {
+      file: absolute,
+      ...(mapping.value ? { value: mapping.value } : {}),
+      ...(mapping.yaml ? { yaml: mapping.yaml } : {}),
+    });
   }
   return { issues, missing, bySync };
 }
@@ -167,6 +176,11 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
       mappingFile: mapping.file,
       source: { name: sync.source, config: value.sources[sync.source]! },
       destination: { name: sync.destination, config: value.destinations[sync.destination]! },
+      locateInMapping: (keyPath) => {
+        if (!mapping.yaml) return undefined;
+        const found = locate(mapping.yaml, keyPath);
+        return found.nearest ? positionOf(mapping.yaml, found.node ?? found.nearest) : undefined;
+      },
     };
   });
   return {

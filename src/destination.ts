@@ -1,9 +1,9 @@
 /**
- * The interface every destination implements (Mixpanel today, PostHog and Segment next). A destination encodes
+ * The interface every destination implements (Mixpanel, PostHog, Segment). A destination encodes
  * operations and makes one attempt at sending a batch; retries, backoff, splitting and concurrency live in
  * `src/delivery`, the same for every destination.
  */
-import type { GroupOperation } from "./model.js";
+import type { GroupOperation, OperationKind } from "./model.js";
 
 /** Limits the delivery layer respects when it builds batches. */
 export interface DestinationLimits {
@@ -59,6 +59,13 @@ export interface Destination {
   /** Short name for logs, e.g. `mixpanel`. */
   readonly name: string;
   readonly limits: DestinationLimits;
+  /**
+   * Operation kinds this destination cannot apply, each with the reason and what to do (e.g. PostHog cannot unset a
+   * group property without a personal API key). The delivery layer never encodes or sends them: it reports them as
+   * skipped. A skipped operation is not acknowledged, so the engine's state still holds the old value and the
+   * operation is planned again next run; the run summary counts it under `skipped`.
+   */
+  readonly unsupported?: Readonly<Partial<Record<OperationKind, string>>>;
   /** Encodes one operation; throws nothing: an operation too large is caught by the delivery layer by size. */
   encode(operation: GroupOperation): EncodedOperation;
   /** One attempt at one batch. Never throws for HTTP or network failures: it classifies them. */

@@ -27,14 +27,20 @@ export class GroupsyncError extends Error {
 /** A mistake in `sync.config.yaml` or a mapping file. `issues` holds every problem found, not just the first. */
 export class ConfigError extends GroupsyncError {
   readonly issues: readonly ConfigIssue[];
+  /** Environment variables the files reference that are not set (when the loader was told to collect them). */
+  readonly missingEnv: readonly string[];
 
-  constructor(issues: readonly ConfigIssue[], options?: Partial<GroupsyncErrorOptions>) {
+  constructor(
+    issues: readonly ConfigIssue[],
+    options?: Partial<GroupsyncErrorOptions> & { readonly missingEnv?: readonly string[] },
+  ) {
     super(issues.map(formatConfigIssue).join("\n"), {
       code: options?.code ?? "CONFIG_INVALID",
       action: options?.action ?? "Fix the file at the line shown, then run `groupsync validate`.",
       cause: options?.cause,
     });
     this.issues = issues;
+    this.missingEnv = options?.missingEnv ?? [];
   }
 }
 
@@ -50,6 +56,11 @@ export interface ConfigIssue {
   readonly path: string;
   /** What is wrong and what is expected. */
   readonly message: string;
+  /**
+   * The value came from these environment variables, which are not set: the problem may be only that (offline
+   * validation in CI reports them as needed rather than as errors).
+   */
+  readonly needsEnv?: readonly string[];
 }
 
 export function formatConfigIssue(issue: ConfigIssue): string {

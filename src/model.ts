@@ -18,6 +18,11 @@ export interface GroupRef {
   readonly groupId: string;
   /** The bare Company ID; present only for hierarchical destinations. */
   readonly companyId?: string;
+  /**
+   * Not part of the identity: the user the destination attributes calls about this group to (Segment's `userId`),
+   * from the mapping's `user_id` column. Present only for groups read this run whose column was not empty.
+   */
+  readonly userId?: string;
 }
 
 /**

@@ -55,6 +55,55 @@ export interface ReadSpec {
    * UTF-8 database), NULLs last: the engine merges rows with the sorted snapshot and checks the order.
    */
   readonly orderBy: readonly string[];
+  /**
+   * Only rows meeting this SQL condition (a backfill's `--where`): the user's own SQL over the columns of
+   * `from`/`query`, run inside the read-only transaction. A source that cannot apply it must throw.
+   */
+  readonly where?: string;
+  /**
+   * Only rows whose key comes after this one in the `orderBy` order (a resumed backfill): one text per `orderBy`
+   * column. Rows with a NULL key column are left out. A source that cannot apply it must throw.
+   */
+  readonly after?: readonly string[];
+}
+
+/**
+ * One page of an incremental read: rows whose `cursor` column changed since a watermark, ordered by (cursor value,
+ * key text in code-point order), after a keyset position. Rows with a NULL cursor or key are left out.
+ */
+export interface ChangeSpec extends ReadSpec {
+  /** The cursor column, e.g. `updated_at`; it must be in `columns` (its text is the next position). */
+  readonly cursor: string;
+  /** Rows with cursor >= this value, as the database rendered it; every non-null cursor when absent. */
+  readonly since?: string;
+  /** Rows with cursor <= this instant (`ChangeReader.now()` at the start of the run); for time-typed cursors. */
+  readonly until?: string;
+  /** Keyset position: only rows after (this cursor value, this key), as rendered by the database. */
+  readonly position?: { readonly cursor: string; readonly key: readonly string[] };
+  /** Most rows in the page. */
+  readonly limit: number;
+}
+
+/** Incremental reads by a cursor column (keyset pages, never OFFSET): an optional capability of a source. */
+export interface ChangeReader {
+  /** The database's current time, rendered by the database: the cap of an incremental run. */
+  now(): Promise<string>;
+  /** The greatest non-null cursor value (at most `until`) among the rows, as the database renders it. */
+  watermark(spec: Omit<ChangeSpec, "since" | "position" | "limit">): Promise<string | undefined>;
+  /** One page of changed rows, each aligned with `spec.columns`. A short query: no cursor stays open. */
+  page(spec: ChangeSpec, options: { readonly signal?: AbortSignal }): Promise<readonly RawRow[]>;
+}
+
+/** What `validate --check-source` learns about a mapping's key columns. */
+export interface KeyCheck {
+  /** Rows the table or query returns. */
+  readonly rows: number;
+  /** Rows whose key (any `orderBy` column) is NULL, empty or only whitespace. */
+  readonly nullKeys: number;
+  /** Keys that appear on more than one row. */
+  readonly duplicateKeys: number;
+  /** Rows carrying those keys. */
+  readonly duplicateRows: number;
 }
 
 export interface ReadOptions {
@@ -75,6 +124,12 @@ export interface Source {
    * result. Throws SourceError on failure; closes its cursor when the consumer stops early.
    */
   read(spec: ReadSpec, options: ReadOptions): AsyncIterable<readonly RawRow[]>;
+  /** Optional: incremental reads (a mapping's `cursor`). */
+  readonly changes?: ChangeReader;
+  /** Optional: how many rows `read(spec)` would return (progress bars: a backfill's ETA). */
+  count?(spec: ReadSpec): Promise<number>;
+  /** Optional: counts of NULL and duplicated keys (`validate --check-source`). */
+  checkKeys?(spec: ReadSpec): Promise<KeyCheck>;
   /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -11,7 +11,16 @@ import { SourceError } from "../../src/errors.js";
 import type { RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
 import type { PostgresSourceConfig } from "./config.js";
 import { connectionError, type QueryContext, queryError } from "./errors.js";
-import { describeSql, quoteRelation, readSql, type Statement } from "./sql.js";
+import {
+  changesSql,
+  countSql,
+  describeSql,
+  keyCheckSql,
+  quoteRelation,
+  readSql,
+  type Statement,
+  watermarkSql,
+} from "./sql.js";
 import { columnOf, type PgTypeRow, TYPE_INFO_SQL } from "./types.js";
 
 /**
@@ -178,6 +187,36 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
       return readRows(spec, options);
     },
 
+    changes: {
+      async now() {
+        const statement: Statement = { sql: "SELECT now()::text", queryAt: -1 };
+        const [row] = await queryRows(statement, { what: "the server clock", queryAt: -1, statementTimeout: timeout });
+        return row?.[0] as string;
+      },
+      async watermark(spec) {
+        const statement = watermarkSql(spec);
+        const [row] = await queryRows(statement, context(statement, spec));
+        return row?.[0] ?? undefined;
+      },
+      page(spec, options) {
+        const statement = changesSql(spec);
+        return queryRows(statement, context(statement, spec), options.signal);
+      },
+    },
+
+    async count(spec) {
+      const statement = countSql(spec);
+      const [row] = await queryRows(statement, context(statement, spec));
+      return Number(row?.[0] ?? 0);
+    },
+
+    async checkKeys(spec) {
+      const statement = keyCheckSql(spec);
+      const [row] = await queryRows(statement, context(statement, spec));
+      const [rows = 0, nullKeys = 0, duplicateKeys = 0, duplicateRows = 0] = (row ?? []).map((cell) => Number(cell));
+      return { rows, nullKeys, duplicateKeys, duplicateRows };
+    },
+
     close() {
       closing ??= (async () => {
         // A read its consumer never finished would hold pool.end() forever.
@@ -187,6 +226,43 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
       return closing;
     },
   };
+
+  /**
+   * Runs one short statement in a read-only transaction and returns its rows as text. An abort cancels the
+   * statement on the server and drops the connection.
+   */
+  async function queryRows(statement: Statement, where: QueryContext, signal?: AbortSignal): Promise<RawRow[]> {
+    signal?.throwIfAborted();
+    const lease = await acquire();
+    let running: Promise<unknown> | undefined;
+    try {
+      await begin(lease);
+      const query = lease.client.query({
+        text: statement.sql,
+        values: statement.values ? [...statement.values] : [],
+        rowMode: "array",
+        types: TEXT_TYPES,
+        // Extended protocol: a user's query or condition can never smuggle in a second statement.
+        queryMode: "extended",
+      } as pg.QueryConfig);
+      running = query;
+      const result = await untilAborted(query, signal);
+      running = undefined;
+      return result.rows as RawRow[];
+    } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error;
+      running = undefined;
+      throw queryError(error, where);
+    } finally {
+      if (running) {
+        await cancel(lease);
+        await Promise.race([running.catch(() => undefined), delay(CANCEL_WAIT_MS)]);
+        lease.release(true);
+      } else {
+        await finish(lease);
+      }
+    }
+  }
 
   async function* readRows(spec: ReadSpec, options: ReadOptions): AsyncGenerator<readonly RawRow[]> {
     const { signal, batchSize } = options;
@@ -204,7 +280,12 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     let abortedFetch: Promise<unknown> | undefined;
     try {
       await begin(lease);
-      cursor = lease.client.query(new Cursor(statement.sql, undefined, { rowMode: "array", types: TEXT_TYPES }));
+      cursor = lease.client.query(
+        new Cursor(statement.sql, statement.values ? [...statement.values] : undefined, {
+          rowMode: "array",
+          types: TEXT_TYPES,
+        }),
+      );
       for (;;) {
         const fetching = cursor.read(batchSize);
         const rows = await untilAborted(fetching, signal).catch((error: unknown) => {

@@ -3,7 +3,7 @@
  * wrapped as a sub-select, so it runs as one statement inside the read-only transaction.
  */
 import { SourceError } from "../../src/errors.js";
-import type { ReadSpec } from "../../src/source.js";
+import type { ChangeSpec, ReadSpec } from "../../src/source.js";
 
 /** Quotes one identifier exactly as given: `a"b` → `"a""b"`. */
 export function quoteIdent(name: string): string {
@@ -66,6 +66,8 @@ export interface Statement {
   readonly queryAt: number;
   /** The user's query as embedded, when reading a query. */
   readonly query?: string;
+  /** Parameters ($1, $2, …): watermarks and keys travel as parameters, never as SQL text. */
+  readonly values?: readonly string[];
 }
 
 /** A `from`/`query` as the text after `FROM`. */
@@ -89,22 +91,118 @@ export function describeSql(spec: Pick<ReadSpec, "from" | "query">): Statement {
   return { ...relation, sql: `${prefix}${relation.sql} LIMIT 0`, queryAt: offset(prefix, relation.queryAt) };
 }
 
-/**
- * The read: the needed columns, ordered by the keys' text in code-point order (`COLLATE "C"` compares UTF-8 bytes),
- * NULLs last, whatever the database's default collation.
- */
-export function readSql(spec: ReadSpec): Statement {
+/** A key column as the engine orders it: its text, compared byte-wise (code points on UTF-8). */
+const keyText = (column: string) => `(${quoteIdent(column)})::text COLLATE "C"`;
+
+/** The conditions of `where` and `after`, with their parameters numbered from `$<first>`. */
+function filters(spec: ReadSpec, values: string[]): string[] {
+  const conditions: string[] = [];
+  // Line breaks keep a trailing `-- comment` in the user's condition from swallowing what follows.
+  if (spec.where !== undefined) conditions.push(`(\n${spec.where.replace(/[\s;]+$/, "")}\n)`);
+  if (spec.after !== undefined) {
+    if (spec.after.length !== spec.orderBy.length) {
+      throw new SourceError("`after` needs one value per key column", {
+        code: "SOURCE_SPEC_INVALID",
+        action: "This is a bug in groupsync: report it.",
+      });
+    }
+    const placeholders = spec.after.map((value) => `$${values.push(value)}`);
+    conditions.push(`(${spec.orderBy.map(keyText).join(", ")}) > (${placeholders.join(", ")})`);
+  }
+  return conditions;
+}
+
+function checkColumns(spec: ReadSpec): void {
   if (spec.columns.length === 0) {
     throw new SourceError("a read needs at least one column", {
       code: "SOURCE_SPEC_INVALID",
       action: "Map the Group ID column in the mapping file.",
     });
   }
+}
+
+function statement(relation: Statement, prefix: string, rest: string, values: readonly string[]): Statement {
+  return {
+    ...relation,
+    sql: `${prefix}${relation.sql}${rest}`,
+    queryAt: offset(prefix, relation.queryAt),
+    ...(values.length > 0 ? { values } : {}),
+  };
+}
+
+const whereClause = (conditions: readonly string[]) =>
+  conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`;
+
+/**
+ * The read: the needed columns, ordered by the keys' text in code-point order (`COLLATE "C"` compares UTF-8 bytes),
+ * NULLs last, whatever the database's default collation; `where` and `after` narrow it.
+ */
+export function readSql(spec: ReadSpec): Statement {
+  checkColumns(spec);
   const relation = relationSql(spec);
+  const values: string[] = [];
+  const conditions = filters(spec, values);
   const prefix = `SELECT ${spec.columns.map(quoteIdent).join(", ")} FROM `;
-  const order = spec.orderBy.map((column) => `(${quoteIdent(column)})::text COLLATE "C" NULLS LAST`).join(", ");
-  const sql = `${prefix}${relation.sql}${order === "" ? "" : ` ORDER BY ${order}`}`;
-  return { ...relation, sql, queryAt: offset(prefix, relation.queryAt) };
+  const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
+  return statement(relation, prefix, `${whereClause(conditions)}${order === "" ? "" : ` ORDER BY ${order}`}`, values);
+}
+
+/** `count(*)` of what `readSql(spec)` returns. */
+export function countSql(spec: ReadSpec): Statement {
+  const relation = relationSql(spec);
+  const values: string[] = [];
+  return statement(relation, "SELECT count(*) FROM ", whereClause(filters(spec, values)), values);
+}
+
+/**
+ * The conditions of an incremental page: a non-null cursor, `>= since` (the parameter takes the column's own type,
+ * so the watermark round-trips exactly), `<= until` (a timestamptz), and the keyset position.
+ */
+function changeConditions(spec: Omit<ChangeSpec, "limit">, values: string[]): string[] {
+  const cursor = `(${quoteIdent(spec.cursor)})`;
+  const conditions = [`${cursor} IS NOT NULL`, ...spec.orderBy.map((column) => `${quoteIdent(column)} IS NOT NULL`)];
+  if (spec.since !== undefined) conditions.push(`${cursor} >= $${values.push(spec.since)}`);
+  if (spec.until !== undefined) conditions.push(`${cursor} <= $${values.push(spec.until)}::timestamptz`);
+  if (spec.position !== undefined) {
+    const placeholders = [spec.position.cursor, ...spec.position.key].map((value) => `$${values.push(value)}`);
+    conditions.push(`(${[cursor, ...spec.orderBy.map(keyText)].join(", ")}) > (${placeholders.join(", ")})`);
+  }
+  return [...conditions, ...filters(spec, values)];
+}
+
+/** One keyset page of changed rows, ordered by (cursor, key): `LIMIT`, never `OFFSET`. */
+export function changesSql(spec: ChangeSpec): Statement {
+  checkColumns(spec);
+  if (!Number.isInteger(spec.limit) || spec.limit < 1) {
+    throw new SourceError(`invalid page size ${spec.limit}`, {
+      code: "SOURCE_SPEC_INVALID",
+      action: "Set fetch_size to a whole number of rows, at least 1.",
+    });
+  }
+  const relation = relationSql(spec);
+  const values: string[] = [];
+  const conditions = changeConditions(spec, values);
+  const order = [`(${quoteIdent(spec.cursor)})`, ...spec.orderBy.map(keyText)].join(", ");
+  const prefix = `SELECT ${spec.columns.map(quoteIdent).join(", ")} FROM `;
+  return statement(relation, prefix, `${whereClause(conditions)} ORDER BY ${order} LIMIT ${spec.limit}`, values);
+}
+
+/** The greatest cursor value (at most `until`), as text. */
+export function watermarkSql(spec: Omit<ChangeSpec, "limit" | "since" | "position">): Statement {
+  const relation = relationSql(spec);
+  const values: string[] = [];
+  const conditions = changeConditions(spec, values);
+  const prefix = `SELECT (max(${quoteIdent(spec.cursor)}))::text FROM `;
+  return statement(relation, prefix, whereClause(conditions), values);
+}
+
+/** Rows, rows with a NULL or blank key, duplicated keys and their rows, in one pass. */
+export function keyCheckSql(spec: ReadSpec): Statement {
+  const relation = relationSql(spec);
+  const keys = spec.orderBy.map((column) => `(${quoteIdent(column)})::text`);
+  const blank = keys.map((key) => `${key} IS NULL OR ${key} ~ '^[[:space:]]*$'`).join(" OR ");
+  const prefix = `SELECT coalesce(sum(n), 0)::text, coalesce(sum(n) FILTER (WHERE blank), 0)::text, count(*) FILTER (WHERE n > 1 AND NOT blank)::text, coalesce(sum(n) FILTER (WHERE n > 1 AND NOT blank), 0)::text FROM (SELECT count(*) AS n, bool_or(${blank}) AS blank FROM `;
+  return statement(relation, prefix, ` GROUP BY ${keys.join(", ")}) AS k`, []);
 }
 
 /** PostgreSQL reports error positions in characters (code points) of the whole statement. */

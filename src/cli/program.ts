@@ -2,53 +2,61 @@
  * The `groupsync` command line. Exit codes: 0 ok, 1 a sync failed, 2 invalid config or usage, 3 finished with
  * rejected rows.
  */
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
-import { type LoadedConfig, loadConfig } from "../config/load.js";
+import { jsonSchema, type SchemaKind } from "../config/json-schema.js";
+import { loadConfig } from "../config/load.js";
 import { connectors } from "../connectors.js";
 import { readRunHistory } from "../engine/run-history.js";
-import { runSync } from "../engine/run-sync.js";
+import { type RunSyncOptions, runSync } from "../engine/run-sync.js";
 import type { RunSummary } from "../engine/summary.js";
 import { ConfigError, GroupsyncError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { redact } from "../secret.js";
+import { readCursorState } from "../state/cursor-file.js";
+import { formatKey } from "../state/key-order.js";
 import { acquireLock } from "../state/lock.js";
+import { readBackfillState } from "../state/progress-file.js";
 import { syncStatePaths } from "../state/state-dir.js";
-import { formatStatus, formatSummary } from "./format.js";
+import {
+  durationMs,
+  EXIT,
+  exitCodeFor,
+  type GlobalOptions,
+  pickSyncs,
+  print,
+  UsageError,
+  wholeNumber,
+} from "./common.js";
+import { formatStatus, formatSummary, type StatusRow } from "./format.js";
+import { progressBar } from "./progress-bar.js";
+import { runStart } from "./start-command.js";
+import { runValidate, type ValidateFormat } from "./validate-command.js";
 
-export const EXIT = { ok: 0, failed: 1, invalid: 2, rejected: 3 } as const;
+export { EXIT } from "./common.js";
 
-interface GlobalOptions {
-  config: string;
-  json?: boolean;
-  logLevel?: string;
-}
+/** How long a stopped `run` or `backfill` may take to finish its batches before it is stopped hard. */
+const STOP_GRACE_MS = 30_000;
 
-function print(text: string): void {
-  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
-}
-
-function exitCodeFor(summaries: readonly RunSummary[]): number {
-  if (summaries.some((summary) => summary.status === "failed")) return EXIT.failed;
-  if (summaries.some((summary) => summary.status === "rejected")) return EXIT.rejected;
-  return EXIT.ok;
-}
-
-function pickSyncs(loaded: LoadedConfig, name: string | undefined, all: boolean | undefined) {
-  if (all) return loaded.syncs;
-  if (!name) throw new UsageError("name a sync, or use --all");
-  const sync = loaded.syncs.find((candidate) => candidate.name === name);
-  if (!sync) {
-    throw new UsageError(
-      `no sync named ${JSON.stringify(name)} in ${loaded.file}; syncs: ${loaded.syncs.map((s) => s.name).join(", ")}`,
-    );
-  }
-  return [sync];
-}
-
-class UsageError extends GroupsyncError {
-  constructor(message: string) {
-    super(message, { code: "USAGE", action: "Run `groupsync --help` for usage." });
+/**
+ * Runs with a stop on SIGINT/SIGTERM: the first signal stops gracefully (no more rows read; the batches in flight
+ * finish and the state is written), a second one, or 30 s, stops at once (acknowledged progress is still written).
+ */
+async function withSignals<T>(work: (options: Pick<RunSyncOptions, "signal" | "stop">) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const hard = new AbortController();
+  const onSignal = () => {
+    if (stop.signal.aborted) return hard.abort();
+    stop.abort();
+    setTimeout(() => hard.abort(), STOP_GRACE_MS).unref();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await work({ signal: hard.signal, stop: stop.signal });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
 
@@ -66,22 +74,45 @@ export function buildProgram(): Command {
 
   program
     .command("validate")
-    .description("check the config and every mapping file, offline")
-    .action(async (_options, command: Command) => {
+    .description("check the config and every mapping file; offline unless --check-source")
+    .option("--strict-env", "an environment variable that is not set is an error (default: reported as needed)")
+    .option("--check-source", "connect: tables and columns exist, Group IDs are unique and non-null")
+    .addOption(
+      new Option("--format <format>", "output: human, json, or github (Actions annotations)").choices([
+        "human",
+        "json",
+        "github",
+      ]),
+    )
+    .action(async (commandOptions: { strictEnv?: boolean; checkSource?: boolean; format?: string }, command) => {
       const options = globals(command);
-      const loaded = await loadConfig(options.config);
-      if (options.json) print(JSON.stringify({ valid: true, syncs: loaded.syncs.map((sync) => sync.name) }));
-      else
-        print(`${options.config}: valid (${loaded.syncs.length} syncs: ${loaded.syncs.map((s) => s.name).join(", ")})`);
+      process.exitCode = await runValidate({
+        config: options.config,
+        format: (commandOptions.format ?? (options.json ? "json" : "human")) as ValidateFormat,
+        strictEnv: commandOptions.strictEnv === true,
+        checkSource: commandOptions.checkSource === true,
+        connectors,
+      });
+    });
+
+  program
+    .command("schema")
+    .description("print the JSON Schema of sync.config.yaml (or of mapping files), for editors")
+    .addArgument(
+      new Command().createArgument("[kind]", "config or mapping").choices(["config", "mapping"]).default("config"),
+    )
+    .action(async (kind: SchemaKind) => {
+      print(JSON.stringify(jsonSchema(kind), null, 2));
     });
 
   program
     .command("plan")
     .description("connect and diff; print what a run would send, without sending anything or changing state")
     .argument("<sync>", "the sync to plan")
-    .option("--samples <n>", "sample payloads to show", (value) => Number.parseInt(value, 10), 5)
+    .option("--samples <n>", "sample payloads to show", wholeNumber(0), 5)
     .option("--force", "plan as if --force were given to run")
-    .action(async (name: string, commandOptions: { samples: number; force?: boolean }, command: Command) => {
+    .option("--full", "incremental mappings: plan a full pass")
+    .action(async (name: string, commandOptions: { samples: number; force?: boolean; full?: boolean }, command) => {
       const options = globals(command);
       const loaded = await loadConfig(options.config);
       const [sync] = pickSyncs(loaded, name, false);
@@ -92,6 +123,7 @@ export function buildProgram(): Command {
         plan: true,
         samples: commandOptions.samples,
         ...(commandOptions.force ? { force: true } : {}),
+        ...(commandOptions.full ? { full: true } : {}),
       });
       print(options.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
       process.exitCode = summary.status === "failed" ? EXIT.failed : EXIT.ok;
@@ -103,49 +135,175 @@ export function buildProgram(): Command {
     .argument("[sync]", "the sync to run")
     .option("--all", "run every sync in the config, one after another")
     .option("--force", "mirror mode: delete even when more than max_delete_share of the groups left the source")
-    .action(async (name: string | undefined, commandOptions: { all?: boolean; force?: boolean }, command: Command) => {
-      const options = globals(command);
-      const loaded = await loadConfig(options.config);
-      const log = logger(options);
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      const summaries: RunSummary[] = [];
-      try {
-        for (const sync of pickSyncs(loaded, name, commandOptions.all)) {
-          if (controller.signal.aborted) break;
-          const summary = await runSync(sync, {
+    .option("--full", "incremental mappings: read every row (a full pass, which also finds deleted groups)")
+    .action(
+      async (name: string | undefined, commandOptions: { all?: boolean; force?: boolean; full?: boolean }, command) => {
+        const options = globals(command);
+        const loaded = await loadConfig(options.config);
+        const log = logger(options);
+        const summaries: RunSummary[] = [];
+        await withSignals(async (signals) => {
+          for (const sync of pickSyncs(loaded, name, commandOptions.all)) {
+            if (signals.stop?.aborted) break;
+            const summary = await runSync(sync, {
+              stateDir: loaded.stateDir,
+              connectors,
+              logger: log,
+              ...signals,
+              ...(commandOptions.force ? { force: true } : {}),
+              ...(commandOptions.full ? { full: true } : {}),
+            });
+            summaries.push(summary);
+            if (!options.json) print(formatSummary(summary));
+          }
+        });
+        if (options.json) print(JSON.stringify(summaries.length === 1 ? summaries[0] : summaries, null, 2));
+        process.exitCode = exitCodeFor(summaries);
+      },
+    );
+
+  program
+    .command("backfill")
+    .description(
+      "send every group's full current properties whatever the snapshot says (still unsets and mirror deletes); resumable",
+    )
+    .argument("<sync>", "the sync to backfill")
+    .option("--where <condition>", "only rows meeting this SQL condition (a subset: nothing is deleted)")
+    .option("--restart", "start over instead of continuing an unfinished backfill")
+    .option("--force", "mirror mode: delete even when more than max_delete_share of the groups left the source")
+    .option("--no-progress", "no progress bar or progress log lines")
+    .action(
+      async (
+        name: string,
+        commandOptions: { where?: string; restart?: boolean; force?: boolean; progress: boolean },
+        command,
+      ) => {
+        const options = globals(command);
+        const loaded = await loadConfig(options.config);
+        const [sync] = pickSyncs(loaded, name, false);
+        const log = logger(options);
+        if (commandOptions.where !== undefined && commandOptions.where.trim() === "") {
+          throw new UsageError("--where needs a condition, e.g. --where \"plan = 'enterprise'\"");
+        }
+        const bar = commandOptions.progress
+          ? progressBar({
+              label: `backfill ${sync!.name}`,
+              stream: process.stderr,
+              log: log.child({ sync: sync!.name }),
+            })
+          : undefined;
+        const summary = await withSignals((signals) =>
+          runSync(sync!, {
             stateDir: loaded.stateDir,
             connectors,
             logger: log,
-            signal: controller.signal,
+            ...signals,
+            backfill: {
+              ...(commandOptions.where !== undefined ? { where: commandOptions.where } : {}),
+              ...(commandOptions.restart ? { restart: true } : {}),
+            },
             ...(commandOptions.force ? { force: true } : {}),
-          });
-          summaries.push(summary);
-          if (!options.json) print(formatSummary(summary));
-        }
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-      }
-      if (options.json) print(JSON.stringify(summaries.length === 1 ? summaries[0] : summaries, null, 2));
-      process.exitCode = exitCodeFor(summaries);
-    });
+            ...(bar ? { onProgress: bar.report, countRows: true } : {}),
+          }),
+        );
+        bar?.done();
+        print(options.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+        process.exitCode = exitCodeFor([summary]);
+      },
+    );
+
+  program
+    .command("start")
+    .description("run every sync on its schedule until SIGTERM/SIGINT")
+    .option("--port <port>", "serve /healthz and /metrics (Prometheus) on this port", wholeNumber(0))
+    .option("--host <host>", "address for --port", "0.0.0.0")
+    .option("--concurrency <n>", "most syncs running at once", wholeNumber(1), 2)
+    .option(
+      "--alert-after <n>",
+      "failed runs in a row after which each failure is logged as an ALERT",
+      wholeNumber(1),
+      3,
+    )
+    .addOption(
+      new Option("--shutdown-timeout <duration>", "how long a stop waits for runs to finish their batches")
+        .argParser(durationMs)
+        .default(30_000, "30s"),
+    )
+    .action(
+      async (
+        commandOptions: {
+          port?: number;
+          host: string;
+          concurrency: number;
+          alertAfter: number;
+          shutdownTimeout: number;
+        },
+        command,
+      ) => {
+        const options = globals(command);
+        const loaded = await loadConfig(options.config);
+        process.exitCode = await runStart({
+          loaded,
+          connectors,
+          logger: logger(options),
+          ...(commandOptions.port !== undefined ? { port: commandOptions.port } : {}),
+          host: commandOptions.host,
+          concurrency: commandOptions.concurrency,
+          alertAfter: commandOptions.alertAfter,
+          shutdownGraceMs: commandOptions.shutdownTimeout,
+        });
+      },
+    );
 
   program
     .command("status")
-    .description("the last run of each sync, with its counts and errors")
-    .action(async (_options, command: Command) => {
+    .description("the last run of each sync, with its counts and errors; --history shows more runs")
+    .option("--history <n>", "also list the last n runs of each sync", wholeNumber(0), 0)
+    .action(async (commandOptions: { history: number }, command) => {
       const options = globals(command);
       const loaded = await loadConfig(options.config, { missingEnv: "collect" });
       const rows = await Promise.all(
-        loaded.syncs.map(async (sync) => ({
-          sync: sync.name,
-          last: (await readRunHistory(syncStatePaths(loaded.stateDir, sync.name).runs))[0],
-        })),
+        loaded.syncs.map(async (sync): Promise<StatusRow> => {
+          const paths = syncStatePaths(loaded.stateDir, sync.name);
+          const runs = (await readRunHistory(paths.runs)).filter((run) => run.mode === "run");
+          const cursor = sync.mapping.cursor !== undefined ? await readCursorState(paths.cursor) : undefined;
+          const backfill = await readBackfillState(paths.backfill);
+          return {
+            sync: sync.name,
+            last: runs[0],
+            runs,
+            ...(sync.sync.schedule ? { schedule: `${sync.sync.schedule} (${sync.sync.timezone})` } : {}),
+            ...(cursor
+              ? {
+                  cursor: {
+                    column: cursor.column,
+                    full_at: cursor.full_at,
+                    ...(cursor.watermark !== undefined ? { watermark: cursor.watermark } : {}),
+                  },
+                }
+              : {}),
+            ...(backfill
+              ? {
+                  backfill: {
+                    ...(backfill.where !== undefined ? { where: backfill.where } : {}),
+                    ...(backfill.through ? { through: formatKey(backfill.through) } : {}),
+                  },
+                }
+              : {}),
+          };
+        }),
       );
-      print(options.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
+      if (options.json) {
+        print(
+          JSON.stringify(
+            rows.map(({ runs, ...row }) => ({ ...row, runs: runs?.slice(0, commandOptions.history) })),
+            null,
+            2,
+          ),
+        );
+      } else {
+        print(formatStatus(rows, { history: commandOptions.history }));
+      }
     });
 
   program
@@ -153,7 +311,7 @@ export function buildProgram(): Command {
     .description("forget a sync's state: the next run re-sends every group")
     .argument("<sync>", "the sync to reset")
     .option("--yes", "confirm")
-    .action(async (name: string, commandOptions: { yes?: boolean }, command: Command) => {
+    .action(async (name: string, commandOptions: { yes?: boolean }, command) => {
       const options = globals(command);
       const loaded = await loadConfig(options.config, { missingEnv: "collect" });
       const [sync] = pickSyncs(loaded, name, false);
@@ -163,7 +321,6 @@ export function buildProgram(): Command {
         );
       }
       const paths = syncStatePaths(loaded.stateDir, sync!.name);
-      const { mkdir } = await import("node:fs/promises");
       await mkdir(paths.dir, { recursive: true, mode: 0o700 });
       const lock = await acquireLock(paths.lock, sync!.name);
       try {

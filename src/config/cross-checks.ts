@@ -5,7 +5,9 @@
  */
 import { closest, distance } from "fastest-levenshtein";
 import { MIXPANEL_MAX_PROPERTIES, MIXPANEL_RESERVED_PROPERTIES } from "../../connectors/mixpanel/config.js";
+import { POSTHOG_MAX_GROUP_TYPES } from "../../connectors/posthog/config.js";
 import type { ConfigIssue } from "../errors.js";
+import type { MappingConfig } from "./schema.js";
 import { issueAt, locate, type PathSegment, type YamlFile } from "./yaml-file.js";
 
 export function asRecord(value: unknown): Record<string, unknown> | undefined {
@@ -86,6 +88,16 @@ export function checkMappingUse(yaml: YamlFile, raw: unknown, use: MappingUse): 
   const mapping = asRecord(raw);
   if (!mapping) return [];
   const issues: ConfigIssue[] = [];
+  if (mapping.user_id !== undefined && use.type !== "segment") {
+    issues.push(
+      issueAt(
+        yaml,
+        ["user_id"],
+        `user_id names the user of Segment group calls; sync "${use.sync}" sends to destination "${use.destination}" (${String(use.type)}), which has no use for it: remove it`,
+        "key",
+      ),
+    );
+  }
   if (use.hierarchical && mapping.company_id === undefined) {
     issues.push(
       issueAt(
@@ -118,6 +130,94 @@ export function checkMappingUse(yaml: YamlFile, raw: unknown, use: MappingUse): 
         yaml,
         ["properties"],
         `${count} properties; Mixpanel allows at most ${MIXPANEL_MAX_PROPERTIES} on one profile`,
+        "key",
+      ),
+    );
+  }
+  return issues;
+}
+
+/** A mapping file as loaded, by sync name (what `loadConfig` knows once every mapping was read). */
+export interface LoadedMappingFile {
+  readonly value?: MappingConfig;
+  readonly yaml?: YamlFile;
+}
+
+/** Destinations that cannot delete one group: mirror mode must unset or ignore instead. */
+const NO_GROUP_DELETE: Readonly<Record<string, string>> = {
+  posthog: "PostHog has no API that deletes one group",
+  segment: "Segment's Tracking API has no call that deletes a group",
+};
+
+/**
+ * Cross-checks of the syncs against their destinations that need the mapping files too: what a destination cannot
+ * do (delete a group; attribute a Segment call to nobody), and PostHog's limit of group types per project, summed
+ * over every sync that writes to the same project.
+ */
+export function checkSyncDestinations(
+  yaml: YamlFile,
+  raw: unknown,
+  mappings: ReadonlyMap<string, LoadedMappingFile>,
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const destinations = asRecord(asRecord(raw)?.destinations) ?? {};
+  /** PostHog projects (host + project API key) → group type → the syncs using it. */
+  const projects = new Map<string, { destinations: Set<string>; types: Map<string, string[]> }>();
+  for (const [name, value] of Object.entries(asRecord(asRecord(raw)?.syncs) ?? {})) {
+    const sync = asRecord(value);
+    const destinationName = typeof sync?.destination === "string" ? sync.destination : undefined;
+    const destination = destinationName === undefined ? undefined : asRecord(destinations[destinationName]);
+    const mapping = mappings.get(name);
+    if (!destination || !destinationName || !mapping?.value) continue;
+    const type = destination.type;
+
+    const cannot = typeof type === "string" ? NO_GROUP_DELETE[type] : undefined;
+    if (cannot && sync?.mode === "mirror" && mapping.value.on_delete === "delete") {
+      const fix = `; set on_delete: unset (removes the group's properties) or on_delete: ignore in the mapping file`;
+      const explicit = mapping.yaml && locate(mapping.yaml, ["on_delete"]).node;
+      issues.push(
+        explicit && mapping.yaml
+          ? issueAt(
+              mapping.yaml,
+              ["on_delete"],
+              `sync "${name}" mirrors to destination "${destinationName}": ${cannot}${fix}`,
+            )
+          : issueAt(
+              yaml,
+              ["syncs", name, "mode"],
+              `mirror mode deletes groups that left the source (on_delete defaults to delete), but ${cannot}${fix}`,
+            ),
+      );
+    }
+
+    if (type === "segment" && mapping.value.user_id === undefined && destination.anonymous_id === undefined) {
+      issues.push(
+        issueAt(
+          yaml,
+          ["syncs", name, "destination"],
+          `Segment requires a userId or an anonymousId on every group call: name a user_id column in the mapping file of sync "${name}", or set anonymous_id on destination "${destinationName}"`,
+        ),
+      );
+    }
+
+    if (type === "posthog") {
+      const project = `${String(destination.host ?? "us")}|${String(destination.project_api_key)}`;
+      const entry = projects.get(project) ?? { destinations: new Set(), types: new Map() };
+      projects.set(project, entry);
+      entry.destinations.add(destinationName);
+      const syncs = entry.types.get(mapping.value.group_key) ?? [];
+      entry.types.set(mapping.value.group_key, [...syncs, name]);
+    }
+  }
+  for (const { destinations: names, types } of projects.values()) {
+    if (types.size <= POSTHOG_MAX_GROUP_TYPES) continue;
+    const first = [...names][0] as string;
+    const list = [...types].map(([groupType, syncs]) => `${groupType} (${syncs.join(", ")})`).join(", ");
+    issues.push(
+      issueAt(
+        yaml,
+        ["destinations", first],
+        `${types.size} group types are synced to one PostHog project (${list}); PostHog allows at most ${POSTHOG_MAX_GROUP_TYPES} per project and silently drops events of any other: use fewer distinct group_key values`,
         "key",
       ),
     );

@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { isMap, isScalar } from "yaml";
 import { ConfigError, type ConfigIssue, formatConfigIssue } from "../errors.js";
 import { type CheckedFile, checkYamlText, displayPath, readText, type Settings } from "./check-file.js";
-import { asRecord, checkConfig, checkMapping, checkMappingUse } from "./cross-checks.js";
+import { asRecord, checkConfig, checkMapping, checkMappingUse, checkSyncDestinations } from "./cross-checks.js";
 import {
   type Config,
   configSchema,
@@ -162,8 +162,15 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   const config = checkYamlText(file, read.text, configSchema, settings);
   const names = syncNames(config.yaml, config.raw);
   const mappings = await loadMappings(config, names, dirname(path), settings);
-  const issues = [...config.issues, ...(config.yaml ? checkConfig(config.yaml, config.raw) : []), ...mappings.issues];
-  if (issues.length > 0 || !config.value) throw new ConfigError(sortIssues(issues));
+  const issues = [
+    ...config.issues,
+    ...(config.yaml ? checkConfig(config.yaml, config.raw) : []),
+    ...mappings.issues,
+    ...(config.yaml ? checkSyncDestinations(config.yaml, config.raw, mappings.bySync) : []),
+  ];
+  if (issues.length > 0 || !config.value) {
+    throw new ConfigError(sortIssues(issues), { missingEnv: [...new Set([...config.missing, ...mappings.missing])] });
+  }
 
   const value = config.value;
   const syncs = names.map((name): LoadedSync => {

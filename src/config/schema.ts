@@ -6,10 +6,26 @@ import cron from "node-cron";
 import { z } from "zod";
 import { mixpanelDestinationSchema } from "../../connectors/mixpanel/config.js";
 import { postgresSourceSchema } from "../../connectors/postgres/config.js";
-import { NAME } from "./common.js";
+import { posthogDestinationSchema } from "../../connectors/posthog/config.js";
+import { segmentDestinationSchema } from "../../connectors/segment/config.js";
+import { snowflakeSourceSchema } from "../../connectors/snowflake/config.js";
+import { duration, NAME } from "./common.js";
 
-export const sourceSchema = z.discriminatedUnion("type", [postgresSourceSchema]);
-export const destinationSchema = z.discriminatedUnion("type", [mixpanelDestinationSchema]);
+export const sourceSchema = z.discriminatedUnion("type", [postgresSourceSchema, snowflakeSourceSchema]);
+export const destinationSchema = z.discriminatedUnion("type", [
+  mixpanelDestinationSchema,
+  posthogDestinationSchema,
+  segmentDestinationSchema,
+]);
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const nameKey = z.string().regex(NAME, "names use letters, digits, '_', '-' and '.'");
 
@@ -31,6 +47,14 @@ export const syncSchema = z
       description:
         "Mirror mode deletes nothing when more than this share of the groups left the source (0.5 = 50 %), unless the run is forced.",
     }),
+    timezone: z
+      .string()
+      .refine(isTimeZone, { message: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
+      .default("UTC")
+      .meta({ description: "Time zone the `schedule` is read in." }),
+    full_every: duration(
+      "Incremental mappings (with `cursor`): make a run a full pass (which also finds deleted groups) when the last one is this old, e.g. 24h.",
+    ).optional(),
   })
   .meta({ description: "A sync: reads a mapping's rows from a source and sends the changes to a destination." });
 
@@ -73,10 +97,18 @@ export const mappingSchema = z
     company_id: columnName
       .optional()
       .meta({ description: "Column holding the Company ID; required for hierarchical Mixpanel projects." }),
+    user_id: columnName.optional().meta({
+      description:
+        "Segment: column holding the userId each group call is attributed to (e.g. the account's owner); when empty, the destination's anonymous_id is used.",
+    }),
     properties: z
       .record(z.string().min(1).max(255), propertySchema)
       .default({})
       .meta({ description: "Profile property name → column (or { column, type })." }),
+    cursor: columnName.optional().meta({
+      description:
+        "Incremental mode: a column whose value rises whenever a row changes (e.g. updated_at). Runs read only rows changed since the last one; a full pass (see the sync's full_every) finds deleted groups.",
+    }),
     on_delete: z.enum(["delete", "unset", "ignore"]).default("delete").meta({
       description: "Mirror mode, for a group that left the source: $delete it, $unset its properties, or ignore it.",
     }),

@@ -208,7 +208,11 @@ class IssueDescriber {
   }
 
   private push(path: readonly PathSegment[], message: string, at: "value" | "key" = "value"): void {
-    if (this.options.skipUnsetEnv && (this.envUse(path)?.missing.length ?? 0) > 0) return;
-    this.issues.push(issueAt(this.yaml, path, message, at));
+    const missing = this.envUse(path)?.missing ?? [];
+    if (this.options.skipUnsetEnv && missing.length > 0) return;
+    this.issues.push({
+      ...issueAt(this.yaml, path, message, at),
+      ...(missing.length > 0 ? { needsEnv: missing } : {}),
+    });
   }
 }

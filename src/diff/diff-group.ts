@@ -12,6 +12,11 @@ export interface GroupDiff {
 
 const NONE: GroupDiff = { set: [], unset: [] };
 
+export interface DiffOptions {
+  /** A backfill: every non-null property is `$set`, whatever the destination holds; `$unset`s are as usual. */
+  readonly setAll?: boolean;
+}
+
 /**
  * @param held hashes the destination holds, in the run's layout; undefined for a group it does not have
  * @param current hashes of the row's properties (the first `current.length` entries of the layout); null = empty
@@ -19,13 +24,15 @@ const NONE: GroupDiff = { set: [], unset: [] };
 export function diffGroup(
   held: readonly (string | null)[] | undefined,
   current: readonly (string | null)[],
+  options: DiffOptions = {},
 ): GroupDiff {
+  const setAll = options.setAll === true;
   const set: number[] = [];
   const unset: number[] = [];
   for (let i = 0; i < current.length; i++) {
     const now = current[i] ?? null;
     const before = held?.[i] ?? null;
-    if (now !== null && now !== before) set.push(i);
+    if (now !== null && (setAll || now !== before)) set.push(i);
     else if (now === null && before !== null) unset.push(i);
   }
   if (held) {

@@ -11,6 +11,8 @@ export interface Slot {
   pending: number;
   /** Whether to write the entry: false for a new group none of whose operations were acknowledged. */
   keep: boolean;
+  /** Some operation was not sent (or its answer never came) because the run stopped. */
+  unsent?: boolean;
 }
 
 export class CommitWindow {
@@ -34,12 +36,12 @@ export class CommitWindow {
   }
 
   /** Writes resolved slots from the front, in order. */
-  async drain(write: (entry: SnapshotEntry) => Promise<void>): Promise<void> {
+  async drain(write: (entry: SnapshotEntry, slot: Slot) => Promise<void>): Promise<void> {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.pending > 0) break;
       this.#head++;
-      if (slot.keep) await write(slot.entry);
+      if (slot.keep) await write(slot.entry, slot);
     }
     if (this.#head > 4096 && this.#head * 2 > this.#slots.length) {
       this.#slots.splice(0, this.#head);

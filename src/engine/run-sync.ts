@@ -1,42 +1,59 @@
 /**
- * One run of one sync, top to bottom: ordered source rows → mapped groups → merge with the sorted snapshot →
- * per-property diff → operations → delivery → acknowledgements → the next snapshot. The snapshot and checkpoint
- * are replaced only at the end, atomically; they record only what the destination acknowledged, so a crash at any
- * instant loses nothing (the next run re-sends), and a rejected or unsent change is retried next run.
+ * One run of one sync, top to bottom: the previous state (open-state.ts) → what to read (read-plan.ts) → mapped
+ * groups in key order (read-groups.ts) → merge with the sorted snapshot, per-property diff, delivery (merge.ts) →
+ * mirror deletes (mirror-deletes.ts) → the next snapshot (commit-snapshot.ts). The snapshot and checkpoint are
+ * replaced only at the end, atomically; they record only what the destination acknowledged, so a crash at any
+ * instant loses nothing (the next run re-sends), and a rejected or unsent change is retried next run. While the run
+ * goes, its acknowledged prefix is made durable every few seconds (run-progress.ts), so even SIGKILL loses no work.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { rm, stat } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import { displayPath } from "../config/check-file.js";
+import { destinationProject } from "../config/destination-project.js";
 import type { LoadedSync } from "../config/load.js";
-import { Delivery, type DeliveryOptions, type OperationResult } from "../delivery/delivery.js";
+import { Delivery, type DeliveryOptions } from "../delivery/delivery.js";
+import type { SkippedOperations } from "../delivery/skipped.js";
 import type { Destination } from "../destination.js";
-import { diffGroup } from "../diff/diff-group.js";
-import { propertyHash, rowHash } from "../diff/hash.js";
 import type { PropertyDefinition } from "../diff/layout.js";
 import { planLayout } from "../diff/layout.js";
-import { GroupsyncError, SourceError, StateError } from "../errors.js";
+import { GroupsyncError } from "../errors.js";
 import { compileMapping } from "../mapping/mapper.js";
-import type { GroupOperation, GroupRef, JsonValue } from "../model.js";
+import type { GroupOperation, GroupRef } from "../model.js";
 import { redact } from "../secret.js";
 import type { Source } from "../source.js";
-import { type Checkpoint, readCheckpoint, verifyCheckpoint, writeCheckpoint } from "../state/checkpoint.js";
+import { writeCursorState } from "../state/cursor-file.js";
 import { Journal } from "../state/journal.js";
-import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
+import { formatKey, type GroupKey } from "../state/key-order.js";
 import { acquireLock, type Lock } from "../state/lock.js";
-import { recoverJournals } from "../state/recover.js";
-import { EntryCursor, mergeSnapshots } from "../state/snapshot-cursor.js";
-import { readSnapshotHeader, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "../state/snapshot-file.js";
-import { commitFile, ensureStateDir, removeStrayFiles, syncStatePaths } from "../state/state-dir.js";
-import { CommitWindow, type Slot } from "./commit-window.js";
+import { removeFile, writeBackfillState } from "../state/progress-file.js";
+import { EntryCursor } from "../state/snapshot-cursor.js";
+import { type SnapshotEntry, SnapshotWriter } from "../state/snapshot-file.js";
+import { ensureStateDir, syncStatePaths } from "../state/state-dir.js";
+import { commitSnapshot } from "./commit-snapshot.js";
+import { Merge, type OperationSink, PlanSink } from "./merge.js";
+import { deleteGuard, sendMirrorDeletes } from "./mirror-deletes.js";
+import { openState } from "./open-state.js";
+import { planRead } from "./read-plan.js";
 import { RejectLog } from "./reject-log.js";
 import { appendRunHistory } from "./run-history.js";
+import { CountingWriter, RunProgress } from "./run-progress.js";
 import { emptySummary, type RunSummary } from "./summary.js";
 
 /** Where sources and destinations come from; tests and the CLI pass the real registry. */
 export interface Connectors {
   createSource(sync: LoadedSync): Source;
   createDestination(sync: LoadedSync): Destination;
+}
+
+/** How far a run's read got, for progress bars. */
+export interface RunProgressReport {
+  readonly rowsRead: number;
+  /** Rows the read will return, when counted (`countRows`). */
+  readonly total?: number;
+  /** Groups created or updated so far (acknowledged). */
+  readonly groupsSent: number;
+  readonly elapsedMs: number;
 }
 
 export interface RunSyncOptions {
@@ -47,52 +64,37 @@ export interface RunSyncOptions {
   readonly plan?: boolean;
   /** Mirror mode: delete even when the source shrank past max_delete_share or returned no rows. */
   readonly force?: boolean;
+  /** Stops the run at once: requests in flight are abandoned; what was acknowledged is still committed. */
   readonly signal?: AbortSignal;
+  /**
+   * Stops the run gracefully: no more rows are read, what was read is sent and acknowledged (or not) as usual, and
+   * the state is committed. `signal` cuts it short.
+   */
+  readonly stop?: AbortSignal;
+  /**
+   * A backfill: every group's non-null properties are sent whatever the snapshot says, while `$unset`s and mirror
+   * deletes are still computed against it. `where` limits it to a subset (SQL). An unfinished backfill with the
+   * same `where` continues where it stopped, unless `restart`.
+   */
+  readonly backfill?: { readonly where?: string; readonly restart?: boolean };
+  /** Incremental mappings (`cursor`): read every row this time (a full pass, which also finds deleted groups). */
+  readonly full?: boolean;
+  /** Called after each chunk (or page) read. */
+  readonly onProgress?: (progress: RunProgressReport) => void;
+  /** Count the rows before reading, so `onProgress` has a total (one more query). */
+  readonly countRows?: boolean;
+  /** How often the run's acknowledged progress is made durable; default 2000 ms. */
+  readonly progressIntervalMs?: number;
+  /** Rows of an incremental read sorted in memory before spilling to disk; default 50000. */
+  readonly stageRows?: number;
   /** Overrides of delivery timings (tests use short backoffs). */
   readonly delivery?: Partial<DeliveryOptions>;
-  /** Rows per chunk read from the source; default: the source's fetch size. */
+  /** Rows per chunk read from the source (and per page of an incremental read); default: the source's fetch size. */
   readonly readBatchSize?: number;
   /** Sample payloads kept in plan mode. */
   readonly samples?: number;
   /** Most groups waiting in memory for acknowledgements before reading pauses. */
   readonly maxWindow?: number;
-}
-
-/** What the engine needs from a sink of operations: the Delivery, or the plan's counter. */
-interface OperationSink {
-  enqueue(operation: GroupOperation, onResult: (result: OperationResult) => void): Promise<void>;
-  flush(): Promise<void>;
-}
-
-/** Counts and samples what would be sent; acknowledges nothing. */
-class PlanSink implements OperationSink {
-  readonly samples: unknown[] = [];
-  constructor(
-    private readonly destination: Destination,
-    private readonly keep: number,
-  ) {}
-  async enqueue(operation: GroupOperation): Promise<void> {
-    if (this.samples.length < this.keep) {
-      this.samples.push(JSON.parse(redact(this.destination.encode(operation).json)));
-    }
-  }
-  async flush(): Promise<void> {}
-}
-
-/** Counts groups holding each property while entries are written. */
-class CountingWriter {
-  readonly counts: number[];
-  constructor(
-    readonly writer: SnapshotWriter,
-    properties: number,
-  ) {
-    this.counts = new Array(properties).fill(0);
-  }
-  readonly add = async (entry: SnapshotEntry): Promise<void> => {
-    const hashes = entry.hashes;
-    for (let i = 0; i < hashes.length; i++) if (hashes[i] !== null) this.counts[i]!++;
-    await this.writer.add(entry);
-  };
 }
 
 function runId(now: Date): string {
@@ -102,8 +104,7 @@ function runId(now: Date): string {
 function destinationIdentity(sync: LoadedSync): string {
   const config = sync.destination.config;
   // A fingerprint of the project, never the token: a new project token means the snapshot describes another project.
-  const project = "project_token" in config ? config.project_token.reveal() : "";
-  const host = "api_host" in config ? (config.api_host ?? config.region) : "";
+  const { host, project } = destinationProject(config);
   const digest = createHash("sha256").update(`${config.type}|${host}|${project}`).digest("hex").slice(0, 16);
   return `${config.type}:${digest}`;
 }
@@ -121,6 +122,16 @@ function toError(error: unknown): { code: string; message: string; action?: stri
   return { code: "INTERNAL", message: redact(String((error as Error)?.message ?? error)) };
 }
 
+/** The error of a graceful stop: the run ended early, its acknowledged progress is kept. */
+export class RunStopped extends GroupsyncError {
+  constructor() {
+    super("the run was stopped before it read everything; what was acknowledged is kept", {
+      code: "STOPPED",
+      action: "Nothing to do: the next run continues.",
+    });
+  }
+}
+
 /** Runs (or plans) one sync. Never throws for a failed run: the summary says what happened. */
 export async function runSync(sync: LoadedSync, options: RunSyncOptions): Promise<RunSummary> {
   const started = new Date();
@@ -136,11 +147,12 @@ export async function runSync(sync: LoadedSync, options: RunSyncOptions): Promis
       await ensureStateDir(paths.dir);
       lock = await acquireLock(paths.lock, sync.name);
     }
-    await execute(sync, options, summary, rejects, paths, id, log);
+    await execute(sync, options, summary, rejects, id, started, log);
   } catch (error) {
     summary.status = "failed";
     summary.error = toError(error);
-    log.error({ err: summary.error }, `sync ${sync.name} failed: ${summary.error.message}`);
+    if (error instanceof RunStopped) log.warn(summary.error.message);
+    else log.error({ err: summary.error }, `sync ${sync.name} failed: ${summary.error.message}`);
     if (!(error instanceof GroupsyncError)) log.debug({ err: error }, "failure detail");
   } finally {
     summary.rejected += rejects.count;
@@ -168,11 +180,12 @@ async function execute(
   options: RunSyncOptions,
   summary: RunSummary,
   rejects: RejectLog,
-  paths: ReturnType<typeof syncStatePaths>,
   id: string,
+  started: Date,
   log: Logger,
 ): Promise<void> {
   const plan = options.plan === true;
+  const paths = syncStatePaths(options.stateDir, sync.name);
   const hierarchical = isHierarchical(sync);
   const identity = {
     sync: sync.name,
@@ -181,42 +194,15 @@ async function execute(
     destination: destinationIdentity(sync),
   };
 
-  // 1. The previous state: verified before anything is read or sent.
-  let checkpoint: Checkpoint | undefined = await readCheckpoint(paths.checkpoint);
-  if (checkpoint) {
-    await verifyCheckpoint(checkpoint, identity, paths.checkpoint, paths.snapshot(checkpoint.snapshot.file));
-  }
-  if (!plan) {
-    // A run that died mid-delivery left a journal of what it may have changed: fold it in first.
-    const recovery = await recoverJournals({ paths, checkpoint, identity, hierarchical, runId: id });
-    if (recovery.recovered > 0) {
-      log.warn(
-        { groups: recovery.recovered },
-        `the previous run stopped mid-delivery; ${recovery.recovered} groups it may have changed will be checked and re-sent`,
-      );
-    }
-    checkpoint = recovery.checkpoint;
-  }
-  let previousPath: string | undefined;
-  if (checkpoint) {
-    previousPath = paths.snapshot(checkpoint.snapshot.file);
-    const header = await readSnapshotHeader(previousPath);
-    const names = checkpoint.properties.map((property) => property.name);
-    if (header.hierarchical !== hierarchical || JSON.stringify(header.properties) !== JSON.stringify(names)) {
-      throw new StateError(`snapshot ${previousPath} does not match ${paths.checkpoint}`, {
-        code: "STATE_CORRUPT",
-        action:
-          "Restore the state folder from a backup, or run `groupsync reset <sync> --yes` (every group is re-sent).",
-      });
-    }
-  }
-  if (!plan) await removeStrayFiles(paths.dir, new Set(checkpoint ? [checkpoint.snapshot.file] : []));
+  // 1. The previous state, with whatever a killed run left folded in.
+  const { checkpoint, previousPath } = await openState({ paths, identity, hierarchical, plan, runId: id, log });
 
   // 2. Connect, check the mapping against the real columns.
   const source = options.connectors.createSource(sync);
   const destination = options.connectors.createDestination(sync);
-  const cursor = new EntryCursor(previousPath);
+  const previous = new EntryCursor(previousPath);
   const temps: string[] = [];
+  let dispose = async () => {};
   try {
     await source.check();
     const columns = await source.describe(
@@ -241,24 +227,76 @@ async function execute(
           property.definition === checkpoint.properties[i]!.definition,
       );
 
+    // 3. What to read: everything, the changes since the watermark, or a backfill.
+    const counters = { valid: 0 };
+    let total: number | undefined;
+    const readPlan = await planRead({
+      sync,
+      mapping,
+      layout,
+      source,
+      hasState: checkpoint !== undefined,
+      paths,
+      runId: id,
+      plan,
+      started,
+      log,
+      context: {
+        mapping,
+        summary,
+        rejects,
+        counters,
+        ...(options.onProgress
+          ? {
+              onRows: (rowsRead: number) =>
+                options.onProgress!({
+                  rowsRead,
+                  ...(total !== undefined ? { total } : {}),
+                  groupsSent: summary.groups_created + summary.groups_updated,
+                  elapsedMs: Date.now() - started.getTime(),
+                }),
+            }
+          : {}),
+      },
+      batchSize: options.readBatchSize ?? ("fetch_size" in sync.source.config ? sync.source.config.fetch_size : 5000),
+      ...(options.backfill ? { backfill: options.backfill } : {}),
+      ...(options.full ? { full: true } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.stop ? { stop: options.stop } : {}),
+      ...(options.stageRows !== undefined ? { stageRows: options.stageRows } : {}),
+    });
+    dispose = () => readPlan.dispose();
+    summary.read = readPlan.kind;
+    if (readPlan.backfill) {
+      summary.backfill = {
+        ...(readPlan.backfill.scope.where !== undefined ? { where: readPlan.backfill.scope.where } : {}),
+        ...(readPlan.backfill.after ? { resumed_after: formatKey(readPlan.backfill.after) } : {}),
+        finished: false,
+      };
+    }
+    if (options.countRows && source.count) total = await source.count(readPlan.spec);
+
     const mainTemp = `${paths.snapshot(`snapshot-${id}.bin`)}.tmp`;
     const spillTemp = `${paths.dir}/deletes-${id}.tmp`;
     const keptTemp = `${paths.dir}/kept-${id}.tmp`;
     const header = { properties: names, hierarchical };
     const main = plan ? undefined : new CountingWriter(await SnapshotWriter.create(mainTemp, header), width);
     if (main) temps.push(mainTemp);
-    const write = main ? main.add : async () => {};
+    const progress = main
+      ? new RunProgress({
+          main,
+          file: mainTemp,
+          progressPath: paths.progress,
+          runId: id,
+          previous: checkpoint?.snapshot.file ?? null,
+          properties: layout.properties,
+          ...(readPlan.backfill ? { backfill: readPlan.backfill } : {}),
+          intervalMs: options.progressIntervalMs ?? 2000,
+        })
+      : undefined;
 
     const mirror = sync.sync.mode === "mirror" && sync.mapping.on_delete !== "ignore";
     let spill: SnapshotWriter | undefined;
-    const spillAdd = async (entry: SnapshotEntry) => {
-      if (!spill) {
-        spill = await SnapshotWriter.create(spillTemp, header);
-        temps.push(spillTemp);
-      }
-      await spill.add(entry);
-    };
-
     const planSink = plan ? new PlanSink(destination, options.samples ?? 5) : undefined;
     const journal = plan ? undefined : new Journal(paths.dir, id, header);
     const delivery = plan
@@ -271,228 +309,80 @@ async function execute(
           ...options.delivery,
         });
     const sink: OperationSink = planSink ?? (delivery as OperationSink);
-    const window = new CommitWindow();
-    const maxWindow = options.maxWindow ?? 50_000;
 
-    const ref = (key: GroupKey): GroupRef =>
-      hierarchical
-        ? { groupKey: mapping.groupKey, groupId: key.groupId, companyId: key.companyId }
-        : { groupKey: mapping.groupKey, groupId: key.groupId };
-
-    const onFailure = (key: GroupKey, result: OperationResult & { ok: false }) => {
-      if (result.rejected) rejects.add(formatKey(key), result.reason);
-      else summary.unsent++;
-    };
-
-    /**
-     * Sends the operations of one group; its slot records each outcome. `touched` are the property indexes the
-     * operations change: journaled before sending, and marked unknown if an operation fails (it may still have
-     * been applied: a timeout after the destination applied it looks the same as a refusal).
-     */
-    const send = async (
-      slot: Slot,
-      existed: boolean,
-      touched: readonly number[],
-      operations: { op: GroupOperation; apply: () => void }[],
-    ) => {
-      let acknowledged = false;
-      let failed = false;
-      slot.pending = operations.length;
-      if (plan) {
-        // Nothing is acknowledged in a plan, and nothing is written: count what would happen.
-        if (existed) summary.groups_updated++;
-        else summary.groups_created++;
-        for (const { op } of operations) await sink.enqueue(op, () => undefined);
-        return;
-      }
-      window.push(slot);
-      await journal!.record(slot.entry, touched);
-      for (const { op, apply } of operations) {
-        await sink.enqueue(op, (result) => {
-          if (result.ok) {
-            apply();
-            acknowledged = true;
-          } else {
-            failed = true;
-            onFailure(slot.entry, result);
-          }
-          slot.pending--;
-          if (slot.pending === 0) {
-            if (failed) {
-              slot.entry.rowHash = UNKNOWN_HASH;
-              for (const index of touched) slot.entry.hashes[index] = UNKNOWN_HASH;
-            }
-            // A failed operation may have reached the destination: keep the group so it can be corrected later.
-            slot.keep = existed || acknowledged || failed;
-            if (acknowledged && !plan) {
-              if (existed) summary.groups_updated++;
-              else summary.groups_created++;
-            }
-            window.notify();
-          }
-        });
-      }
-    };
-
-    const carry = (entry: SnapshotEntry) => window.push({ entry, pending: 0, keep: true });
-
-    const translate = (entry: SnapshotEntry): SnapshotEntry => ({
-      companyId: entry.companyId,
-      groupId: entry.groupId,
-      rowHash: rowHashesValid ? entry.rowHash : UNKNOWN_HASH,
-      hashes: layout.translate(entry.hashes),
+    const ref = (key: GroupKey): GroupRef => ({
+      groupKey: mapping.groupKey,
+      groupId: key.groupId,
+      ...(hierarchical ? { companyId: key.companyId } : {}),
+      ...(key.userId !== undefined ? { userId: key.userId } : {}),
     });
-
-    const absent = async (entry: SnapshotEntry) => {
-      if (mirror) {
-        summary.delete_candidates++;
-        if (plan) {
-          const op = deleteOperation(translate(entry));
-          if (op) await sink.enqueue(op, () => undefined);
-          return;
-        }
-        await spillAdd(translate(entry));
-      } else {
-        carry(translate(entry));
-      }
-    };
-
-    const processGroup = async (key: GroupKey, cells: readonly (string | null)[], copies: number) => {
-      let previous: SnapshotEntry | undefined;
-      for (;;) {
-        const next = await cursor.peek();
-        if (!next) break;
-        const order = compareKeys(next, key);
-        if (order > 0) break;
-        cursor.skip();
-        if (order === 0) {
-          previous = next;
-          break;
-        }
-        await absent(next);
-      }
-      const held = previous ? translate(previous) : undefined;
-      if (copies > 1) {
-        rejects.add(formatKey(key), `Group ID seen ${copies} times in this run; Group IDs must be unique`, copies);
-        if (held) carry(held);
-        return;
-      }
-      const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
-      const diff = diffGroup(held?.hashes, hashes);
-      const hash = rowHash(cells);
-      if (diff.set.length === 0 && diff.unset.length === 0) {
-        summary.unchanged++;
-        if (held) carry({ ...held, rowHash: hash });
-        return;
-      }
-      const properties: Record<string, JsonValue> = {};
-      for (const index of diff.set) {
-        const value = mapping.value(index, cells[index] as string);
-        if (!value.ok) {
-          rejects.add(formatKey(key), value.reason);
-          if (held) carry(held);
-          return;
-        }
-        properties[names[index]!] = value.value;
-      }
-      const entry: SnapshotEntry = held
-        ? { ...held, rowHash: hash }
-        : { companyId: key.companyId, groupId: key.groupId, rowHash: hash, hashes: new Array(width).fill(null) };
-      const operations: { op: GroupOperation; apply: () => void }[] = [];
-      if (diff.set.length > 0) {
-        operations.push({
-          op: { kind: "set", ref: ref(key), properties },
-          apply: () => {
-            for (const index of diff.set) entry.hashes[index] = hashes[index]!;
-            summary.properties_set += diff.set.length;
-          },
-        });
-      }
-      if (diff.unset.length > 0) {
-        operations.push({
-          op: { kind: "unset", ref: ref(key), names: diff.unset.map((index) => names[index]!) },
-          apply: () => {
-            for (const index of diff.unset) entry.hashes[index] = null;
-            summary.properties_unset += diff.unset.length;
-          },
-        });
-      }
-      if (plan) {
-        summary.properties_set += diff.set.length;
-        summary.properties_unset += diff.unset.length;
-      }
-      await send({ entry, pending: 0, keep: false }, held !== undefined, [...diff.set, ...diff.unset], operations);
-    };
-
-    const keepUp = async () => {
-      await window.drain(write);
-      while (window.size > maxWindow) {
-        await window.progress();
-        await window.drain(write);
-      }
-    };
-
-    // 3. The merge.
-    let failure: unknown;
-    let pending: { key: GroupKey; cells: readonly (string | null)[]; copies: number } | undefined;
-    let validRows = 0;
-    try {
-      const batchSize =
-        options.readBatchSize ?? ("fetch_size" in sync.source.config ? sync.source.config.fetch_size : 5000);
-      const read = source.read(mapping.readSpec, { batchSize, ...(options.signal ? { signal: options.signal } : {}) });
-      for await (const chunk of read) {
-        for (const raw of chunk) {
-          summary.rows_read++;
-          const row = mapping.map(raw);
-          if (!row.ok) {
-            rejects.add(row.key ?? "(no key)", row.reason);
-            continue;
+    const merge = new Merge(
+      {
+        plan,
+        summary,
+        rejects,
+        mapping,
+        layout,
+        rowHashesValid,
+        sink,
+        journal,
+        mirror,
+        sendAll: readPlan.backfill !== undefined,
+        covers: (key) => readPlan.covers(key),
+        write: progress ? progress.write : async () => {},
+        spill: async (entry) => {
+          if (plan) {
+            const op = deleteOperation(entry);
+            if (op) await sink.enqueue(op, () => undefined);
+            return;
           }
-          validRows++;
-          if (pending) {
-            const order = compareKeys(pending.key, row.key);
-            if (order === 0) {
-              pending.copies++;
-              continue;
-            }
-            if (order > 0) {
-              throw new SourceError(
-                `rows arrived out of order (${formatKey(pending.key)} before ${formatKey(row.key)}); the diff needs code-point order`,
-                {
-                  code: "SOURCE_ORDER",
-                  action:
-                    "Check that the database encoding is UTF-8 and that the Group ID and Company ID columns are text or integers.",
-                },
-              );
-            }
-            await processGroup(pending.key, pending.cells, pending.copies);
+          if (!spill) {
+            spill = await SnapshotWriter.create(spillTemp, header);
+            temps.push(spillTemp);
           }
-          pending = { key: row.key, cells: row.cells, copies: 1 };
-        }
-        await keepUp();
-      }
-      if (pending) {
-        const last = pending;
-        pending = undefined;
-        await processGroup(last.key, last.cells, last.copies);
-      }
-      for (let next = await cursor.peek(); next; next = await cursor.peek()) {
-        cursor.skip();
-        await absent(next);
-      }
-    } catch (error) {
-      failure = error;
+          await spill.add(entry);
+        },
+        ref,
+        maxWindow: options.maxWindow ?? 50_000,
+      },
+      previous,
+    );
+
+    function deleteOperation(entry: SnapshotEntry): GroupOperation | undefined {
+      if (sync.mapping.on_delete === "delete") return { kind: "delete", ref: ref(entry) };
+      const set = names.filter((_, i) => entry.hashes[i] !== null);
+      return set.length > 0 ? { kind: "unset", ref: ref(entry), names: set } : undefined;
     }
 
-    // 4. Every operation gets its outcome; acknowledged ones are recorded even when the run failed.
+    // 4. The merge. A stop (graceful) ends the read; what was read is still delivered.
+    let failure: unknown;
+    try {
+      for await (const groups of readPlan.groups) {
+        for (let i = 0; i < groups.length; i++) {
+          await merge.group(groups[i]!);
+          // Every few hundred groups, not once a chunk: with a slow destination, one chunk of fetch_size rows can
+          // take minutes, and its settled groups should be written (and made durable) as they settle.
+          if (i % 256 === 255 || i === groups.length - 1) {
+            await merge.keepUp();
+            await progress?.maybeCommit();
+            if (options.stop?.aborted) throw new RunStopped();
+          }
+        }
+      }
+      await merge.rest();
+    } catch (error) {
+      failure = options.stop?.aborted && error === options.stop.reason ? new RunStopped() : error;
+    }
+
+    // 5. Every operation gets its outcome; acknowledged ones are recorded even when the run failed.
     try {
       await sink.flush();
     } catch (error) {
       failure ??= error;
     }
-    await window.drain(write);
+    await merge.drain();
 
-    // 5. Mirror deletes, only after the whole source was read, and only within the guard.
+    // 6. Mirror deletes, only after the whole source was read, and only within the guard.
     let kept: SnapshotWriter | undefined;
     const keep = async (entry: SnapshotEntry) => {
       if (!kept) {
@@ -501,137 +391,99 @@ async function execute(
       }
       await kept.add(entry);
     };
-    const deleteGuard = (): string | undefined => {
-      const candidates = summary.delete_candidates;
-      const previousGroups = checkpoint?.snapshot.groups ?? 0;
-      if (failure !== undefined) return "the run failed";
-      if (options.force) return undefined;
-      if (validRows === 0) return "the source returned no valid rows";
-      if (previousGroups > 0 && candidates / previousGroups > sync.sync.max_delete_share) {
-        return `${candidates} of ${previousGroups} groups (${Math.round((100 * candidates) / previousGroups)} %) left the source, more than max_delete_share ${sync.sync.max_delete_share * 100} %`;
-      }
-      return undefined;
-    };
+    const guard = () =>
+      deleteGuard({
+        failed: failure !== undefined,
+        force: options.force === true,
+        validRows: counters.valid,
+        previousGroups: checkpoint?.snapshot.groups ?? 0,
+        candidates: summary.delete_candidates,
+        maxDeleteShare: sync.sync.max_delete_share,
+      });
     if (plan && summary.delete_candidates > 0) {
-      const skip = deleteGuard();
+      const skip = guard();
       if (skip) summary.deletes_skipped = skip;
       else summary.groups_deleted = summary.delete_candidates;
     }
     if (spill) {
       await spill.finish();
-      const candidates = summary.delete_candidates;
-      const skip = deleteGuard();
+      const skip = guard();
       if (skip) {
         summary.deletes_skipped = skip;
         if (failure === undefined) {
           log.error(
-            { candidates },
+            { candidates: summary.delete_candidates },
             `mirror deletes held back: ${skip}. Nothing was deleted; check the source, then run with --force to delete.`,
           );
         }
       }
-      const deletions = new CommitWindow();
-      const cursorDeletes = new EntryCursor(spillTemp);
-      if (!skip) await journal!.nextSection();
-      try {
-        for (let entry = await cursorDeletes.peek(); entry; entry = await cursorDeletes.peek()) {
-          cursorDeletes.skip();
-          if (skip) {
-            await keep(entry);
-            continue;
-          }
-          const op = deleteOperation(entry);
-          if (!op) continue; // on_delete unset with nothing set: nothing to remove
-          const slot: Slot = { entry, pending: 1, keep: true };
-          deletions.push(slot);
-          try {
-            await journal!.record(entry, "all");
-            await sink.enqueue(op, (result) => {
-              if (result.ok) {
-                slot.keep = false;
-                summary.groups_deleted++;
-              } else {
-                onFailure(entry, result);
-                // It may have been applied: whatever was set is now unknown.
-                entry.rowHash = UNKNOWN_HASH;
-                for (let i = 0; i < entry.hashes.length; i++)
-                  if (entry.hashes[i] !== null) entry.hashes[i] = UNKNOWN_HASH;
-              }
-              slot.pending = 0;
-              deletions.notify();
-            });
-          } catch (error) {
-            failure ??= error;
-            slot.pending = 0;
-          }
-          await deletions.drain(keep);
-        }
-        try {
-          await sink.flush();
-        } catch (error) {
-          failure ??= error;
-        }
-        await deletions.drain(keep);
-      } finally {
-        await cursorDeletes.close();
-      }
+      const stopped = await sendMirrorDeletes({
+        candidates: spillTemp,
+        skip,
+        summary,
+        sink,
+        journal: journal!,
+        operation: deleteOperation,
+        failed: (key, result) => merge.failed(key, result),
+        keep,
+      });
+      failure ??= stopped;
     }
 
-    function deleteOperation(entry: SnapshotEntry): GroupOperation | undefined {
-      if (sync.mapping.on_delete === "delete") return { kind: "delete", ref: ref(entry) };
-      const set = names.filter((_, i) => entry.hashes[i] !== null);
-      return set.length > 0 ? { kind: "unset", ref: ref(entry), names: set } : undefined;
-    }
-
-    // 6. On failure, the groups not reached keep their previous state.
-    if (failure !== undefined && main) {
-      for (let next = await cursor.peek(); next; next = await cursor.peek()) {
-        cursor.skip();
-        await main.add(translate(next));
-      }
-    }
+    // 7. On failure, the groups not reached keep their previous state.
+    if (failure !== undefined && main) await merge.keepRest();
 
     if (delivery) {
       summary.requests = delivery.stats.requests;
       summary.retries = delivery.stats.retries;
       summary.bytes_sent = delivery.stats.bytes;
     }
+    const skipped: SkippedOperations | undefined = delivery?.skipped ?? planSink?.skipped;
+    if (skipped && skipped.count > 0) {
+      summary.skipped = skipped.count;
+      summary.skipped_reasons = [...skipped.reasons];
+    }
     if (planSink) summary.samples = planSink.samples;
 
-    // 7. Commit: snapshot first (durable), then the checkpoint that names it.
+    // 8. Commit: snapshot first (durable), then the checkpoint that names it; then the watermark and the backfill.
     if (main) {
-      await main.writer.finish();
-      let final = mainTemp;
-      let counts = main.counts;
-      let groups = main.writer.count;
-      if (kept) {
-        await kept.finish();
-        const mergedTemp = `${paths.dir}/merged-${id}.tmp`;
-        temps.push(mergedTemp);
-        const merged = new CountingWriter(await SnapshotWriter.create(mergedTemp, header), width);
-        await mergeSnapshots(mainTemp, keptTemp, merged.add);
-        await merged.writer.finish();
-        final = mergedTemp;
-        counts = merged.counts;
-        groups = merged.writer.count;
-      }
-      const file = `snapshot-${id}.bin`;
-      await commitFile(final, paths.snapshot(file), paths.dir);
-      const bytes = (await stat(paths.snapshot(file))).size;
-      await writeCheckpoint(paths.checkpoint, {
-        format: "groupsync-checkpoint",
-        version: 1,
+      await commitSnapshot({
+        paths,
+        runId: id,
         identity,
-        snapshot: { file, groups, bytes },
-        properties: layout.properties.map((property, i) => ({ ...property, groups_set: counts[i] ?? 0 })),
-        updated_at: new Date().toISOString(),
+        header,
+        layout,
+        main,
+        mainTemp,
+        ...(kept ? { kept: { writer: kept, path: keptTemp } } : {}),
+        previousPath,
+        journal,
+        temps,
       });
-      if (previousPath) await rm(previousPath, { force: true });
-      await journal?.remove();
+      const cursorState = failure === undefined ? readPlan.cursorState() : undefined;
+      if (cursorState) {
+        await writeCursorState(paths.cursor, cursorState);
+        if (cursorState.watermark !== undefined) summary.watermark = cursorState.watermark;
+      }
+      if (readPlan.backfill && summary.backfill) {
+        if (failure === undefined) {
+          await removeFile(paths.backfill);
+          summary.backfill.finished = true;
+        } else {
+          await writeBackfillState(paths.backfill, readPlan.backfill.scope, progress?.resumable);
+          if (progress?.resumable) {
+            log.info(
+              { through: formatKey(progress.resumable) },
+              `backfill unfinished: \`groupsync backfill ${sync.name}\` continues after ${formatKey(progress.resumable)}`,
+            );
+          }
+        }
+      }
     }
     if (failure !== undefined) throw failure;
   } finally {
-    await cursor.close();
+    await previous.close();
+    await dispose().catch(() => undefined);
     for (const temp of temps) await rm(temp, { force: true }).catch(() => undefined);
     await source.close().catch(() => undefined);
     await destination.close().catch(() => undefined);

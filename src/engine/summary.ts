@@ -29,12 +29,25 @@ export interface RunSummary {
   rejected: number;
   /** Operations not sent or not acknowledged because the run stopped; they are retried next run. */
   unsent: number;
+  /**
+   * Operations the destination cannot apply (e.g. PostHog unsets without a personal API key): never sent, never
+   * recorded as applied, so they are planned again every run. Absent in summaries written by older versions.
+   */
+  skipped: number;
+  /** Why, once per operation kind: `unset: …`. */
+  skipped_reasons?: string[];
   requests: number;
   retries: number;
   bytes_sent: number;
   /** Mirror mode: groups that left the source, and why their deletion was held back, if it was. */
   delete_candidates: number;
   deletes_skipped?: string;
+  /** How the source was read: every row, or only the rows changed since the watermark (a mapping's `cursor`). */
+  read?: "full" | "incremental";
+  /** Incremental mappings: the watermark after the run, exactly as the database rendered it. */
+  watermark?: string;
+  /** A backfill: every group's properties were sent whatever the snapshot said; `resumed_after` the key it continued after. */
+  backfill?: { where?: string; resumed_after?: string; finished: boolean };
   /** A few sample payloads (plan mode). */
   samples?: unknown[];
   error?: RunError;
@@ -57,6 +70,7 @@ export function emptySummary(sync: string, mode: "run" | "plan", startedAt: Date
     properties_unset: 0,
     rejected: 0,
     unsent: 0,
+    skipped: 0,
     requests: 0,
     retries: 0,
     bytes_sent: 0,

@@ -31,6 +31,8 @@ export interface CompiledMapping {
   readonly properties: readonly MappedProperty[];
   /** The read the source must run: needed columns, ordered by (Company ID, Group ID). */
   readonly readSpec: ReadSpec;
+  /** Incremental mode: the cursor column, and its index in the rows read. */
+  readonly cursor?: { readonly column: SourceColumn; readonly index: number };
   map(row: RawRow): MappedRow;
   /** The value to send for property `index`, from its non-null cell text. */
   value(index: number, text: string): { ok: true; value: JsonValue } | { ok: false; reason: string };
@@ -43,6 +45,12 @@ export interface CompileOptions {
   /** Line and column of a key path in the mapping file, when known. */
   readonly locate?: (path: readonly (string | number)[]) => { line: number; column: number } | undefined;
 }
+
+/** Column kinds an incremental cursor can be compared by. */
+const CURSOR_KINDS: ReadonlySet<string> = new Set([
+  ...["integer", "bigint", "decimal", "float", "text"],
+  ...["timestamptz", "timestamp", "date"],
+]);
 
 /** Prefixes Mixpanel uses in composite distinct_ids; an ID carrying one is not a bare ID. */
 const PREFIXED_ID = /^\$(company|user|[A-Za-z0-9_]+_id):/;
@@ -97,6 +105,17 @@ export function compileMapping(
     const column = needed[index]!;
     properties.push({ name, definition: `${column.name}|${declared ?? ""}|${column.kind}`, column, declared, index });
   }
+  const cursorIndex = mapping.cursor !== undefined ? need(mapping.cursor, ["cursor"]) : -1;
+  const cursorColumn = cursorIndex >= 0 ? needed[cursorIndex]! : undefined;
+  if (cursorColumn && !CURSOR_KINDS.has(cursorColumn.kind)) {
+    issues.push({
+      file: options.file,
+      ...options.locate?.(["cursor"]),
+      path: "cursor",
+      message: `column ${JSON.stringify(cursorColumn.name)} is ${cursorColumn.dbType}, which cannot serve as a cursor; use a timestamp, date or number that rises when a row changes`,
+    });
+  }
+  const userIdIndex = mapping.user_id !== undefined ? need(mapping.user_id, ["user_id"]) : -1;
   if (issues.length > 0) throw new ConfigError(issues, { code: "MAPPING_COLUMN_MISSING" });
 
   const groupIdColumn = needed[groupIdIndex]!.name;
@@ -114,6 +133,7 @@ export function compileMapping(
     hierarchical: options.hierarchical,
     properties,
     readSpec,
+    ...(cursorIndex >= 0 ? { cursor: { column: needed[cursorIndex]!, index: cursorIndex } } : {}),
     map(row) {
       const groupId = row[groupIdIndex] ?? null;
       const companyId = companyIdIndex >= 0 ? (row[companyIdIndex] ?? null) : "";
@@ -154,7 +174,10 @@ export function compileMapping(
       }
       const cells: (string | null)[] = new Array(properties.length);
       for (let i = 0; i < properties.length; i++) cells[i] = row[properties[i]!.index] ?? null;
-      return { ok: true, key: { companyId, groupId }, cells };
+      // Not part of the key: the user Segment attributes the group call to. Blank means "none".
+      const userId = userIdIndex >= 0 ? row[userIdIndex] : undefined;
+      const key = userId != null && userId.trim() !== "" ? { companyId, groupId, userId } : { companyId, groupId };
+      return { ok: true, key, cells };
     },
     value(index, text) {
       const property = properties[index]!;

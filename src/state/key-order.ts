@@ -28,6 +28,11 @@ export interface GroupKey {
   /** Empty string when the destination is not hierarchical. */
   readonly companyId: string;
   readonly groupId: string;
+  /**
+   * Not part of the key (never compared, never stored): the mapping's `user_id` value of the row, carried along so
+   * that the operations built for this group can name the user (Segment). Absent for keys read from state.
+   */
+  readonly userId?: string;
 }
 
 export function compareKeys(a: GroupKey, b: GroupKey): number {

@@ -1,12 +1,14 @@
 /**
- * Folds the journals of unfinished runs into the snapshot: every group a crashed run may have touched gets
- * UNKNOWN_HASH for the properties it touched (and a new entry if the snapshot did not have it), so the next diff
- * re-sends, unsets or deletes it as the table says. Streams all inputs; writes a new snapshot and checkpoint.
+ * Folds what unfinished runs left into the snapshot. Their acknowledged prefix (progress-file.ts), when there is
+ * one, is the state of every group up to its last key. For every other group, the journals say what a crashed run
+ * may have touched: those properties get UNKNOWN_HASH (and the group a new entry if the snapshot did not have it),
+ * so the next diff re-sends, unsets or deletes it as the table says. Streams all inputs; writes a new snapshot and
+ * checkpoint.
  */
 import { rm, stat } from "node:fs/promises";
-import { type Checkpoint, type StateIdentity, writeCheckpoint } from "./checkpoint.js";
+import { type Checkpoint, type PropertyState, type StateIdentity, writeCheckpoint } from "./checkpoint.js";
 import { findJournals } from "./journal.js";
-import { compareKeys } from "./key-order.js";
+import { compareKeys, type GroupKey } from "./key-order.js";
 import { readSnapshot, readSnapshotHeader, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "./snapshot-file.js";
 import { commitFile, type SyncStatePaths } from "./state-dir.js";
 
@@ -44,23 +46,42 @@ class Stream {
   }
 }
 
+/** The acknowledged prefix of a killed run: its snapshot temp file, valid up to `through`. */
+export interface RecoverPrefix {
+  readonly path: string;
+  readonly through: GroupKey;
+  /** The killed run's layout: the prefix's hashes are in it, and so is the recovered snapshot. */
+  readonly properties: readonly PropertyState[];
+  /** Translates an entry of the previous snapshot into that layout (the killed run's own translation). */
+  readonly translate: (hashes: readonly (string | null)[]) => (string | null)[];
+}
+
 export interface RecoverOptions {
   readonly paths: SyncStatePaths;
   readonly checkpoint: Checkpoint | undefined;
   readonly identity: StateIdentity;
   readonly hierarchical: boolean;
   readonly runId: string;
+  readonly prefix?: RecoverPrefix;
 }
 
-/** Returns the checkpoint to diff against: the given one, or a new one with the journals folded in. */
-export async function recoverJournals(
-  options: RecoverOptions,
-): Promise<{ checkpoint: Checkpoint | undefined; recovered: number }> {
+export interface Recovery {
+  readonly checkpoint: Checkpoint | undefined;
+  /** Journal entries folded in as "unknown". */
+  readonly recovered: number;
+  /** Groups taken from the prefix. */
+  readonly kept: number;
+}
+
+/** Returns the checkpoint to diff against: the given one, or a new one with the prefix and journals folded in. */
+export async function recoverJournals(options: RecoverOptions): Promise<Recovery> {
   const journals = await findJournals(options.paths.dir);
-  if (journals.length === 0) return { checkpoint: options.checkpoint, recovered: 0 };
+  const prefix = options.prefix;
+  if (journals.length === 0 && !prefix) return { checkpoint: options.checkpoint, recovered: 0, kept: 0 };
 
   const previous = options.checkpoint;
-  const properties = previous ? previous.properties.map((property) => ({ ...property })) : [];
+  const base = prefix ? prefix.properties : (previous?.properties ?? []);
+  const properties = base.map((property) => ({ ...property }));
   const index = new Map(properties.map((property, i) => [property.name, i]));
   const headers = await Promise.all(journals.map((journal) => readSnapshotHeader(journal)));
   for (const header of headers) {
@@ -85,9 +106,18 @@ export async function recoverJournals(
   const streams: Stream[] = [];
   if (previous) {
     const names = previous.properties.map((property) => property.name);
-    streams.push(new Stream(options.paths.snapshot(previous.snapshot.file), false, widen(names)));
+    const map = prefix
+      ? (() => {
+          const into = widen(prefix.properties.map((property) => property.name));
+          return (entry: SnapshotEntry) => into({ ...entry, hashes: prefix.translate(entry.hashes) });
+        })()
+      : widen(names);
+    streams.push(new Stream(options.paths.snapshot(previous.snapshot.file), false, map));
   }
   for (const [i, journal] of journals.entries()) streams.push(new Stream(journal, true, widen(headers[i]!.properties)));
+  const prefixNames = prefix?.properties.map((property) => property.name) ?? [];
+  let prefixStream = prefix ? new Stream(prefix.path, true, widen(prefixNames)) : undefined;
+  if (prefixStream) streams.push(prefixStream);
 
   const file = `snapshot-${options.runId}-recovered.bin`;
   const temp = `${options.paths.snapshot(file)}.tmp`;
@@ -97,14 +127,34 @@ export async function recoverJournals(
   });
   const counts: number[] = new Array(width).fill(0);
   let recovered = 0;
+  let kept = 0;
   try {
     for (;;) {
+      // The prefix is only valid up to `through`: entries after it may describe groups still in flight.
+      const head = await prefixStream?.peek();
+      if (prefixStream && head && compareKeys(head, prefix!.through) > 0) {
+        await prefixStream.close();
+        streams.splice(streams.indexOf(prefixStream), 1);
+        prefixStream = undefined;
+      }
       let smallest: SnapshotEntry | undefined;
       for (const stream of streams) {
         const entry = await stream.peek();
         if (entry && (!smallest || compareKeys(entry, smallest) < 0)) smallest = entry;
       }
       if (!smallest) break;
+      const fromPrefix = await prefixStream?.peek();
+      if (prefixStream && fromPrefix && compareKeys(fromPrefix, smallest) === 0) {
+        // Settled by the killed run after everything its journal says: the prefix has the final word.
+        for (const stream of streams) {
+          for (let e = await stream.peek(); e && compareKeys(e, smallest) === 0; e = await stream.peek()) stream.skip();
+        }
+        const entry = prefixStream.map(fromPrefix);
+        kept++;
+        for (let p = 0; p < width; p++) if (entry.hashes[p] !== null) counts[p]!++;
+        await writer.add(entry);
+        continue;
+      }
       let merged: SnapshotEntry | undefined;
       for (const [i, stream] of streams.entries()) {
         // A journal section may hold a key twice when a retry re-recorded it; fold every copy.
@@ -147,5 +197,6 @@ export async function recoverJournals(
   await writeCheckpoint(options.paths.checkpoint, checkpoint);
   if (previous) await rm(options.paths.snapshot(previous.snapshot.file), { force: true });
   for (const journal of journals) await rm(journal, { force: true });
-  return { checkpoint, recovered };
+  if (prefix) await rm(prefix.path, { force: true });
+  return { checkpoint, recovered, kept };
 }

@@ -13,6 +13,12 @@ export interface SyncStatePaths {
   readonly lock: string;
   readonly rejects: string;
   readonly runs: string;
+  /** How far the run in flight got (its acknowledged prefix); only present while a run is going, or after a kill. */
+  readonly progress: string;
+  /** Where an unfinished backfill stopped. */
+  readonly backfill: string;
+  /** The incremental watermark. */
+  readonly cursor: string;
   snapshot(name: string): string;
 }
 
@@ -24,6 +30,9 @@ export function syncStatePaths(stateDir: string, sync: string): SyncStatePaths {
     lock: join(dir, "lock"),
     rejects: join(dir, "rejects.jsonl"),
     runs: join(dir, "runs.json"),
+    progress: join(dir, "progress.json"),
+    backfill: join(dir, "backfill.json"),
+    cursor: join(dir, "cursor.json"),
     snapshot: (name) => join(dir, name),
   };
 }

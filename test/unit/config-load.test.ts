@@ -113,10 +113,11 @@ describe("loadConfig: valid files", () => {
     assert.equal(companies?.source.name, "warehouse");
     assert.equal(source?.statement_timeout, 600_000);
     assert.equal(source?.fetch_size, 1000, "a number from a ${VAR:-default} becomes a number");
-    assert.ok(source?.url instanceof Secret);
+    assert.ok(source?.type === "postgres" && source.url instanceof Secret);
     assert.equal(source.url.reveal(), ENV.TEST_DATABASE_URL);
 
     const destination = companies?.destination.config;
+    assert.ok(destination?.type === "mixpanel");
     assert.equal(companies?.destination.name, "mixpanel");
     assert.equal(destination?.region, "eu");
     assert.equal(destination?.api_host, "http://127.0.0.1:8080", "plain http to loopback needs no allow_insecure");
@@ -150,7 +151,7 @@ describe("loadConfig: valid files", () => {
     for (const text of [
       JSON.stringify(loaded),
       inspect(loaded, { depth: 10 }),
-      String(loaded.config.sources.warehouse?.url),
+      String(loaded.config.sources.warehouse?.type === "postgres" && loaded.config.sources.warehouse.url),
     ]) {
       assert.ok(!text.includes("s3cret-db-password"), text);
       assert.ok(!text.includes(ENV.TEST_MP_TOKEN), text);
@@ -161,13 +162,16 @@ describe("loadConfig: valid files", () => {
     const loaded = await loadConfig(fixture("valid.yaml"), { env: {}, missingEnv: "collect" });
     assert.deepEqual(loaded.missingEnv, ["TEST_DATABASE_URL", "TEST_MP_TOKEN"]);
     assert.equal(loaded.syncs.length, 2);
-    assert.notEqual(loaded.config.sources.warehouse?.url.reveal(), "");
+    const warehouse = loaded.config.sources.warehouse;
+    assert.ok(warehouse?.type === "postgres");
+    assert.notEqual(warehouse.url.reveal(), "");
   });
 
   it("uses a set variable instead of the default, and reads booleans from the environment", async () => {
     const env = { ...ENV, TEST_MP_HOST: "http://mixpanel-proxy.internal", TEST_ALLOW_INSECURE: "true" };
     const loaded = await loadConfig(fixture("http-host.yaml"), { env });
     const destination = loaded.syncs[0]?.destination.config;
+    assert.ok(destination?.type === "mixpanel");
     assert.equal(destination?.api_host, "http://mixpanel-proxy.internal");
     assert.equal(destination?.allow_insecure, true);
   });
@@ -186,8 +190,10 @@ describe("loadConfig: valid files", () => {
     for (const sync of loaded.syncs) {
       assert.equal(sync.source.name, "warehouse");
       assert.equal(sync.destination.name, "mixpanel");
-      assert.equal(sync.destination.config.hierarchical, true);
-      assert.equal(sync.destination.config.api_host, "https://api.mixpanel.com");
+      const config = sync.destination.config;
+      assert.ok(config.type === "mixpanel");
+      assert.equal(config.hierarchical, true);
+      assert.equal(config.api_host, "https://api.mixpanel.com");
       assert.equal(sync.mapping.company_id, "company_id");
       assert.equal(sync.mappingFile, join(root, "mappings", `${sync.name}.yaml`));
     }
@@ -195,7 +201,9 @@ describe("loadConfig: valid files", () => {
     const withHost = await loadConfig(join(root, "sync.config.yaml"), {
       env: { ...env, MIXPANEL_API_HOST: "http://127.0.0.1:4000" },
     });
-    assert.equal(withHost.syncs[0]?.destination.config.api_host, "http://127.0.0.1:4000");
+    const first = withHost.syncs[0]?.destination.config;
+    assert.ok(first?.type === "mixpanel");
+    assert.equal(first.api_host, "http://127.0.0.1:4000");
   });
 });
 
@@ -230,7 +238,7 @@ describe("loadConfig: broken files", () => {
           "sources.warehouse.statement_timeout",
           'expected a duration such as "500ms", "30s", "10m" or "1h"; found "ten minutes"',
         ),
-        at("wrong-types.yaml", 9, 11, "sources.lake.type", 'expected one of postgres; found "postgress"'),
+        at("wrong-types.yaml", 9, 11, "sources.lake.type", 'expected one of postgres, snowflake; found "postgress"'),
         // A secret field: its type, never its value.
         at("wrong-types.yaml", 13, 20, "destinations.mixpanel.project_token", "expected a string; found a number"),
         at("wrong-types.yaml", 14, 13, "destinations.mixpanel.region", 'expected one of us, eu, in; found "mars"'),
@@ -261,7 +269,7 @@ describe("loadConfig: broken files", () => {
           16,
           5,
           "syncs.companies.colour",
-          'unknown key "colour"; allowed keys: source, destination, mapping, mode, schedule, max_delete_share',
+          'unknown key "colour"; allowed keys: source, destination, mapping, mode, schedule, max_delete_share, timezone, full_every',
         ),
         // The mapping file's issues come in the same error.
         at("mappings/unknown-key.yaml", 1, 1, "group_id", 'required key "group_id" is missing (expected a string)'),

@@ -7,11 +7,12 @@
 import { displayPath } from "../config/check-file.js";
 import { type LoadedConfig, type LoadedSync, loadConfig } from "../config/load.js";
 import type { Connectors } from "../engine/run-sync.js";
-import { ConfigError, type ConfigIssue, formatConfigIssue, GroupsyncError } from "../errors.js";
+import { ConfigError, type ConfigIssue, GroupsyncError } from "../errors.js";
 import { compileMapping } from "../mapping/mapper.js";
 import { redact } from "../secret.js";
 import type { KeyCheck } from "../source.js";
 import { EXIT, print } from "./common.js";
+import { renderValidateReport } from "./validate-output.js";
 
 export type ValidateFormat = "human" | "json" | "github";
 
@@ -44,19 +45,25 @@ export interface ValidateReport {
 }
 
 export async function runValidate(options: ValidateOptions): Promise<number> {
-  const report = await validate(options);
-  if (options.format === "json") print(JSON.stringify(jsonReport(report), null, 2));
-  else if (options.format === "github") print(githubReport(report));
-  else humanReport(report);
+  const report = await validateConfig(options);
+  const { stdout, stderr } = renderValidateReport(report, options.format);
+  if (stderr) process.stderr.write(`${stderr}\n`);
+  if (stdout) print(stdout);
   if (report.issues.length > 0) return EXIT.invalid;
   if (report.sources?.some((source) => source.error || source.issues.length > 0)) return EXIT.failed;
   return EXIT.ok;
 }
 
-async function validate(options: ValidateOptions): Promise<ValidateReport> {
+/** Checks the files (and, with `checkSource`, the sources); never throws for what it finds. */
+export async function validateConfig(
+  options: Omit<ValidateOptions, "format"> & { readonly env?: Record<string, string | undefined> },
+): Promise<ValidateReport> {
   let loaded: LoadedConfig;
   try {
-    loaded = await loadConfig(options.config, { missingEnv: options.strictEnv ? "error" : "collect" });
+    loaded = await loadConfig(options.config, {
+      missingEnv: options.strictEnv ? "error" : "collect",
+      ...(options.env ? { env: options.env } : {}),
+    });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // Offline, a value that only fails because its variable is unset is a need, not an error.
@@ -149,72 +156,4 @@ async function checkSource(sync: LoadedSync, connectors: Connectors): Promise<So
   } finally {
     await source.close().catch(() => undefined);
   }
-}
-
-function jsonReport(report: ValidateReport): unknown {
-  if (report.issues.length === 0) return report;
-  // `error` as every other command prints it, for scripts that read one shape.
-  const error = new ConfigError(report.issues);
-  return {
-    ...report,
-    error: { code: error.code, message: error.message, action: error.action, issues: report.issues },
-  };
-}
-
-function validLine(report: ValidateReport): string {
-  if (report.syncs.length === 0)
-    return `${report.config}: valid as far as it can be checked without the variables it needs`;
-  return `${report.config}: valid (${report.syncs.length} syncs: ${report.syncs.join(", ")})`;
-}
-
-function humanReport(report: ValidateReport): void {
-  if (report.issues.length > 0) {
-    process.stderr.write(`error: ${report.issues.map(formatConfigIssue).join("\n")}\n`);
-    process.stderr.write("  Fix the file at the line shown, then run `groupsync validate`.\n");
-  } else {
-    print(validLine(report));
-  }
-  if (report.needs_env.length > 0) {
-    print(`would need ${report.needs_env.join(", ")} (not set here; runs need them)`);
-  }
-  for (const source of report.sources ?? []) {
-    if (source.error) {
-      print(`${source.sync}: source check failed: ${source.error.message}`);
-      if (source.error.action) print(`  ${source.error.action}`);
-      continue;
-    }
-    const counts = source.keys ? ` (${source.keys.rows} rows)` : "";
-    print(`${source.sync}: source ${source.issues.length === 0 ? "ok" : "has problems"}${counts}`);
-    for (const issue of source.issues) print(`  ${formatConfigIssue(issue)}`);
-  }
-}
-
-/**
- * GitHub Actions workflow commands: each problem becomes an annotation on the file and line.
- * https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-commands
- */
-function githubReport(report: ValidateReport): string {
-  const data = (text: string) => text.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
-  const property = (text: string) => data(text).replace(/:/g, "%3A").replace(/,/g, "%2C");
-  const annotate = (level: "error" | "warning" | "notice", message: string, issue?: ConfigIssue) => {
-    const where = issue
-      ? [
-          `file=${property(issue.file)}`,
-          ...(issue.line !== undefined ? [`line=${issue.line}`] : []),
-          ...(issue.column !== undefined ? [`col=${issue.column}`] : []),
-        ]
-      : [];
-    return `::${level} ${[...where, "title=groupsync validate"].join(",")}::${data(message)}`;
-  };
-  const message = (issue: ConfigIssue) => (issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`);
-  const lines = report.issues.map((issue) => annotate("error", message(issue), issue));
-  for (const name of report.needs_env) {
-    lines.push(annotate("warning", `would need ${name}: not set in this job (runs need it)`));
-  }
-  for (const source of report.sources ?? []) {
-    if (source.error) lines.push(annotate("error", `${source.sync}: source check failed: ${source.error.message}`));
-    for (const issue of source.issues) lines.push(annotate("error", `${source.sync}: ${message(issue)}`, issue));
-  }
-  if (report.valid) lines.push(validLine(report));
-  return lines.join("\n");
 }

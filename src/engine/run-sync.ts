@@ -160,7 +160,8 @@ export async function runSync(sync: LoadedSync, options: RunSyncOptions): Promis
     const finished = new Date();
     summary.finished_at = finished.toISOString();
     summary.duration_ms = finished.getTime() - started.getTime();
-    if (!plan) {
+    // Without the lock the run never started: the state folder belongs to the run that holds it.
+    if (!plan && lock) {
       await rejects
         .commit(paths.rejects)
         .catch((error) => log.warn({ err: toError(error) }, "could not write rejects"));

@@ -58,7 +58,11 @@ export class Journal {
   /** Starts a new sorted section (the mirror deletes, after the upserts). */
   nextSection(): Promise<void> {
     return this.#serial(async () => {
-      if (this.#writer) await this.#writer.durable();
+      if (this.#writer) {
+        await this.#writer.durable();
+        // Done with this section: close its file (left open, the handle was only closed by the garbage collector).
+        await this.#writer.abandon();
+      }
       this.#writer = undefined;
       this.#last = undefined;
       this.#section++;

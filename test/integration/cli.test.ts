@@ -132,10 +132,13 @@ describe("groupsync CLI", () => {
       lock,
       JSON.stringify({ pid: process.pid, host: (await import("node:os")).hostname(), started_at: "now" }),
     );
+    const history = () => JSON.parse(readFileSync(join(e2e.dir, "state", "s", "runs.json"), "utf8")).length;
+    const runs = history();
     try {
       const result = await cli(e2e, ["run", "s"]);
       assert.equal(result.code, 1);
       assert.match(result.stdout, /already running \(pid \d+/);
+      assert.equal(history(), runs, "a run that never got the lock writes nothing in the state folder");
     } finally {
       (await import("node:fs")).rmSync(lock);
     }

@@ -54,8 +54,8 @@ describe("validate: broken configs in three formats", () => {
     assert.match(result.stderr, /dollar-property\.yaml:7:3 properties\.\$emial: .*did you mean "\$email"/);
   });
 
-  test("json: valid false, every issue with its position, exit 2", async () => {
-    const result = await cli([...broken, "--format", "json"]);
+  test("json (--json): valid false, every issue with its position, exit 2", async () => {
+    const result = await cli([...broken, "--json"]);
     assert.equal(result.code, 2);
     const report = JSON.parse(result.stdout);
     assert.equal(report.valid, false);
@@ -65,8 +65,6 @@ describe("validate: broken configs in three formats", () => {
       { file: `${fixtures}/mappings/bad-type.yaml`, line: 3, column: 11 },
     );
     assert.equal(report.error.code, "CONFIG_INVALID", "the shape every command prints on error");
-    const global = JSON.parse((await cli([...broken, "--json"])).stdout);
-    assert.deepEqual(global.issues, report.issues, "--json is --format json");
   });
 
   test("github: one ::error annotation per issue, at its file and line, with special characters escaped", async () => {
@@ -79,25 +77,14 @@ describe("validate: broken configs in three formats", () => {
       `::error file=${fixtures}/mappings/bad-type.yaml,line=3,col=11,title=groupsync validate::group_id: must name a column; it is empty or blank`,
     );
     for (const line of lines) assert.match(line, /^::error file=[^,]+,line=\d+,col=\d+,title=groupsync validate::\S/);
-    const wrong = await cli(["validate", "--config", `${fixtures}/wrong-types.yaml`, "--format", "github"]);
-    assert.equal(wrong.code, 2);
-    assert.match(
-      wrong.stdout,
-      /^::error file=test\/fixtures\/config\/wrong-types\.yaml,line=1,col=10,title=groupsync validate::version: /m,
-    );
   });
 
-  test("unset variables are reported as needed, not as errors, unless --strict-env", async () => {
-    const config = ["validate", "--config", `${fixtures}/missing-env.yaml`];
-    const human = await cli(config);
-    assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /would need TEST_DATABASE_URL, TEST_MP_TOKEN, TEST_MP_REGION/);
-    const github = await cli([...config, "--format", "github"]);
+  test("unset variables are warnings (would need …), not errors, unless --strict-env", async () => {
+    const config = ["validate", "--config", `${fixtures}/missing-env.yaml`, "--format", "github"];
+    const github = await cli(config);
     assert.equal(github.code, 0);
     assert.match(github.stdout, /^::warning title=groupsync validate::would need TEST_MP_TOKEN: not set in this job/m);
-    const json = JSON.parse((await cli([...config, "--json"])).stdout);
-    assert.deepEqual(json.needs_env, ["TEST_DATABASE_URL", "TEST_MP_TOKEN", "TEST_MP_REGION"]);
-    const strict = await cli([...config, "--strict-env", "--format", "github"]);
+    const strict = await cli([...config, "--strict-env"]);
     assert.equal(strict.code, 2);
     assert.match(
       strict.stdout,
@@ -120,10 +107,6 @@ describe("validate: broken configs in three formats", () => {
       postgres.properties.fetch_size.anyOf.some((option: { pattern?: string }) => option.pattern),
       "${VAR} allowed",
     );
-    const mapping = JSON.parse((await cli(["schema", "mapping"])).stdout);
-    assert.deepEqual(mapping.required, ["group_key", "group_id"]);
-    assert.ok(mapping.properties.cursor);
-    assert.equal(mapping.additionalProperties, false);
   });
 });
 
@@ -190,9 +173,5 @@ syncs:
       github.stdout,
       /^::error file=[^,]*ok\.yaml,line=3,col=11,title=groupsync validate::ok: group_id: 2 of 8 rows/m,
     );
-    const offline = await cli(args);
-    assert.equal(offline.code, 1);
-    assert.match(offline.stdout, /would need DB_URL/);
-    assert.match(offline.stdout, /ok: source check failed: cannot connect without DB_URL/);
   });
 });

@@ -1,6 +1,7 @@
 /** Configuration of a Mixpanel destination (`type: mixpanel`). */
 import { z } from "zod";
 import { duration, secretString } from "../../src/config/common.js";
+import { isInsecureRemote } from "../../src/config/insecure-host.js";
 
 /** Ingestion hosts by data residency (Mixpanel's OpenAPI `servers` block). */
 export const MIXPANEL_HOSTS = {
@@ -80,14 +81,5 @@ export const mixpanelDestinationSchema = z
     }
   })
   .meta({ description: "Mixpanel group profiles, through the /groups ingestion endpoint." });
-
-function isInsecureRemote(host: string): boolean {
-  // zod runs this refinement even when api_host failed its own check: that issue is reported already.
-  if (!URL.canParse(host)) return false;
-  const url = new URL(host);
-  if (url.protocol !== "http:") return false;
-  const name = url.hostname.replace(/^\[|\]$/g, "");
-  return !(name === "localhost" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name));
-}
 
 export type MixpanelDestinationConfig = z.output<typeof mixpanelDestinationSchema>;

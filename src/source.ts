@@ -94,6 +94,43 @@ export interface ChangeReader {
   page(spec: ChangeSpec, options: { readonly signal?: AbortSignal }): Promise<readonly RawRow[]>;
 }
 
+/**
+ * A read for hash push-down: like `ReadSpec`, but the warehouse returns only the key and a hash of the row, so an
+ * unchanged row crosses the wire as a key and 8 bytes.
+ */
+export interface HashSpec extends ReadSpec {
+  /**
+   * The columns whose text the row hash covers, in this order (a column may appear twice). The hash must equal
+   * `rowHash()` of src/diff/hash.ts over the cells `read()` would return for these columns: MD5 over the
+   * concatenation, per cell, of `N` for NULL, else `<UTF-8 octet length of the text>:<text>`; the first 8 bytes,
+   * as 16 lowercase hex digits.
+   */
+  readonly hashColumns: readonly string[];
+}
+
+/**
+ * Hash push-down: an optional capability of a source. The engine reads (key, row hash) for every row, compares it
+ * with the snapshot, and fetches full rows only for the keys whose hash differs.
+ */
+export interface HashReader {
+  /**
+   * Streams rows as `[...key texts aligned with spec.orderBy, row hash]`, ordered exactly like `read(spec)`
+   * (code-point order of the key texts; `where` and `after` honoured), inside a read-only transaction.
+   */
+  keys(spec: HashSpec, options: ReadOptions): AsyncIterable<readonly RawRow[]>;
+  /**
+   * Full rows (aligned with `spec.columns`, rendered exactly as `read()` renders them) of `spec.from`/`spec.query`
+   * whose key texts equal one of `keys` (each aligned with `spec.orderBy`), ordered like `read()`. A key with no row
+   * is simply absent (the row was deleted meanwhile); a key with two rows returns both. One short query per call:
+   * the engine passes at most a few tens of thousands of keys.
+   */
+  lookup(
+    spec: ReadSpec,
+    keys: readonly (readonly string[])[],
+    options: { readonly signal?: AbortSignal },
+  ): Promise<readonly RawRow[]>;
+}
+
 /** What `validate --check-source` learns about a mapping's key columns. */
 export interface KeyCheck {
   /** Rows the table or query returns. */
@@ -126,6 +163,8 @@ export interface Source {
   read(spec: ReadSpec, options: ReadOptions): AsyncIterable<readonly RawRow[]>;
   /** Optional: incremental reads (a mapping's `cursor`). */
   readonly changes?: ChangeReader;
+  /** Optional: hash push-down (unchanged rows cost a key and a hash). */
+  readonly hashes?: HashReader;
   /** Optional: how many rows `read(spec)` would return (progress bars: a backfill's ETA). */
   count?(spec: ReadSpec): Promise<number>;
   /** Optional: counts of NULL and duplicated keys (`validate --check-source`). */

@@ -15,7 +15,9 @@ import {
   changesSql,
   countSql,
   describeSql,
+  hashSql,
   keyCheckSql,
+  lookupSql,
   quoteRelation,
   readSql,
   type Statement,
@@ -184,7 +186,18 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     },
 
     read(spec, options) {
-      return readRows(spec, options);
+      return readRows(spec, options, () => readSql(spec));
+    },
+
+    hashes: {
+      keys(spec, options) {
+        return readRows(spec, options, () => hashSql(spec));
+      },
+      lookup(spec, keys, options) {
+        if (keys.length === 0) return Promise.resolve([]);
+        const statement = lookupSql(spec, keys);
+        return queryRows(statement, context(statement, spec), options.signal);
+      },
     },
 
     changes: {
@@ -264,7 +277,11 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     }
   }
 
-  async function* readRows(spec: ReadSpec, options: ReadOptions): AsyncGenerator<readonly RawRow[]> {
+  async function* readRows(
+    spec: ReadSpec,
+    options: ReadOptions,
+    build: () => Statement,
+  ): AsyncGenerator<readonly RawRow[]> {
     const { signal, batchSize } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new SourceError(`invalid batch size ${batchSize}`, {
@@ -272,7 +289,7 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
         action: "Set fetch_size to a whole number of rows, at least 1.",
       });
     }
-    const statement = readSql(spec);
+    const statement = build();
     signal?.throwIfAborted();
     const lease = await acquire();
     let cursor: Cursor | undefined;

@@ -3,7 +3,7 @@
  * wrapped as a sub-select, so it runs as one statement inside the read-only transaction.
  */
 import { SourceError } from "../../src/errors.js";
-import type { ChangeSpec, ReadSpec } from "../../src/source.js";
+import type { ChangeSpec, HashSpec, ReadSpec } from "../../src/source.js";
 
 /** Quotes one identifier exactly as given: `a"b` → `"a""b"`. */
 export function quoteIdent(name: string): string {
@@ -67,7 +67,7 @@ export interface Statement {
   /** The user's query as embedded, when reading a query. */
   readonly query?: string;
   /** Parameters ($1, $2, …): watermarks and keys travel as parameters, never as SQL text. */
-  readonly values?: readonly string[];
+  readonly values?: readonly (string | readonly string[])[];
 }
 
 /** A `from`/`query` as the text after `FROM`. */
@@ -121,7 +121,12 @@ function checkColumns(spec: ReadSpec): void {
   }
 }
 
-function statement(relation: Statement, prefix: string, rest: string, values: readonly string[]): Statement {
+function statement(
+  relation: Statement,
+  prefix: string,
+  rest: string,
+  values: readonly (string | readonly string[])[],
+): Statement {
   return {
     ...relation,
     sql: `${prefix}${relation.sql}${rest}`,
@@ -145,6 +150,56 @@ export function readSql(spec: ReadSpec): Statement {
   const prefix = `SELECT ${spec.columns.map(quoteIdent).join(", ")} FROM `;
   const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
   return statement(relation, prefix, `${whereClause(conditions)}${order === "" ? "" : ` ORDER BY ${order}`}`, values);
+}
+
+/**
+ * A value as its type's output function renders it, which is the text a read returns. Not `::text`: some types cast
+ * to text differently (boolean gives `true`, not `t`; char(n) drops trailing blanks; inet adds the netmask).
+ */
+const outputText = (column: string) => `format('%s', ${quoteIdent(column)})`;
+
+/**
+ * The hash read: the key texts and the first 8 bytes of an MD5 over the hashed columns' text, as 16 hex digits,
+ * in `readSql` order. Each cell is `N` for NULL, else `<octets>:<text>` (src/diff/hash.ts `rowHash`); the text is
+ * the type's output function under the session settings, which is exactly what `readSql` returns. `||` rather
+ * than `concat()`, which takes at most 100 arguments.
+ */
+export function hashSql(spec: HashSpec): Statement {
+  checkColumns(spec);
+  const relation = relationSql(spec);
+  const values: string[] = [];
+  const conditions = filters(spec, values);
+  const cell = (column: string) => {
+    const text = outputText(column);
+    return `CASE WHEN ${quoteIdent(column)} IS NULL THEN 'N' ELSE octet_length(${text})::text || ':' || ${text} END`;
+  };
+  const hash = spec.hashColumns.length === 0 ? "md5('')" : `md5(${spec.hashColumns.map(cell).join(" || ")})`;
+  const prefix = `SELECT ${[...spec.orderBy.map(outputText), `left(${hash}, 16)`].join(", ")} FROM `;
+  const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
+  return statement(relation, prefix, `${whereClause(conditions)} ORDER BY ${order}`, values);
+}
+
+/**
+ * Full rows for a list of keys, in `readSql` order: the key texts travel as one text array per key column, so the
+ * statement's size does not grow with the number of keys.
+ */
+export function lookupSql(spec: ReadSpec, keys: readonly (readonly string[])[]): Statement {
+  checkColumns(spec);
+  const relation = relationSql(spec);
+  const values: (string | string[])[] = [];
+  const conditions = filters(spec, values as string[]);
+  const placeholders = spec.orderBy.map(
+    (_, index) => `$${values.push(keys.map((key) => key[index] as string))}::text[]`,
+  );
+  const texts = spec.orderBy.map(outputText);
+  conditions.push(
+    texts.length === 1
+      ? `${texts[0]} = ANY(${placeholders[0]})`
+      : `(${texts.join(", ")}) IN (SELECT * FROM unnest(${placeholders.join(", ")}))`,
+  );
+  const prefix = `SELECT ${spec.columns.map(quoteIdent).join(", ")} FROM `;
+  const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
+  return statement(relation, prefix, `${whereClause(conditions)} ORDER BY ${order}`, values);
 }
 
 /** `count(*)` of what `readSql(spec)` returns. */

@@ -55,6 +55,10 @@ export const syncSchema = z
     full_every: duration(
       "Incremental mappings (with `cursor`): make a run a full pass (which also finds deleted groups) when the last one is this old, e.g. 24h.",
     ).optional(),
+    hash_pushdown: z.boolean().default(true).meta({
+      description:
+        "Let the warehouse hash each row, so an unchanged row crosses the wire as its key and 8 bytes, and fetch full rows only for the keys that changed. Turn off when looking rows up by key is expensive (a slow view with no usable filter).",
+    }),
   })
   .meta({ description: "A sync: reads a mapping's rows from a source and sends the changes to a destination." });
 

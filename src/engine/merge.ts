@@ -122,7 +122,7 @@ export class Merge {
   }
 
   /** Diffs one source group against the snapshot and sends what changed. */
-  async group({ key, cells, copies }: SourceGroup): Promise<void> {
+  async group({ key, cells, copies, carry }: SourceGroup): Promise<void> {
     const o = this.#o;
     const summary = o.summary;
     let previous: SnapshotEntry | undefined;
@@ -139,6 +139,12 @@ export class Merge {
       await this.#absent(next);
     }
     const held = previous ? this.translate(previous) : undefined;
+    if (carry) {
+      // A hashed read found the row unchanged (or gone before it could be fetched): the destination holds the entry.
+      if (held) this.#carry(held);
+      if (carry === "unchanged") summary.unchanged++;
+      return;
+    }
     if (copies > 1) {
       o.rejects.add(formatKey(key), `Group ID seen ${copies} times in this run; Group IDs must be unique`, copies);
       if (held) this.#carry(held);
@@ -208,6 +214,7 @@ export class Merge {
     }
     let acknowledged = false;
     let failed = false;
+    let skipped = false;
     slot.pending = operations.length;
     this.#window.push(slot);
     await o.journal!.record(slot.entry, touched);
@@ -216,13 +223,17 @@ export class Merge {
         if (result.ok) {
           apply();
           acknowledged = true;
-        } else if (!result.skipped) {
-          // A skipped operation was never sent: the entry keeps what the destination holds.
+        } else if (result.skipped) {
+          // Never sent: the entry keeps what the destination holds, and its row hash must not claim the row is
+          // in step (a hashed read would then never plan the operation again).
+          skipped = true;
+        } else {
           failed = true;
           this.failed(slot.entry, result, slot);
         }
         slot.pending--;
         if (slot.pending > 0) return;
+        if (skipped) slot.entry.rowHash = UNKNOWN_HASH;
         if (failed) {
           slot.entry.rowHash = UNKNOWN_HASH;
           for (const index of touched) slot.entry.hashes[index] = UNKNOWN_HASH;

@@ -16,6 +16,11 @@ export interface SourceGroup {
   readonly key: GroupKey;
   readonly cells: readonly (string | null)[];
   readonly copies: number;
+  /**
+   * A hashed read (hashed-read.ts) sends no cells for a row whose hash equals the snapshot's ("unchanged"), nor for
+   * a changed one that was deleted before its full row was fetched ("gone"): the merge keeps the snapshot's entry.
+   */
+  readonly carry?: "unchanged" | "gone";
 }
 
 export interface ReadContext {
@@ -28,7 +33,7 @@ export interface ReadContext {
   readonly onRows?: (rows: number) => void;
 }
 
-function outOfOrder(before: GroupKey, after: GroupKey, what: string): SourceError {
+export function outOfOrder(before: GroupKey, after: GroupKey, what: string): SourceError {
   return new SourceError(
     `rows arrived out of order (${formatKey(before)} before ${formatKey(after)}); the diff needs ${what}`,
     {

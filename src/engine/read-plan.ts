@@ -21,6 +21,7 @@ import { type CursorState, readCursorState } from "../state/cursor-file.js";
 import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import { type BackfillScope, readBackfillState } from "../state/progress-file.js";
 import type { SyncStatePaths } from "../state/state-dir.js";
+import { HashedRead, type HashedReadOptions } from "./hashed-read.js";
 import { orderedGroups, type ReadContext, type SourceGroup, stageChanges } from "./read-groups.js";
 import { SortedSpill } from "./sorted-spill.js";
 
@@ -62,6 +63,10 @@ export interface ReadPlanOptions {
   readonly signal?: AbortSignal;
   readonly stop?: AbortSignal;
   readonly stageRows?: number;
+  /** The previous snapshot, when its row hashes were made with this run's layout: a hashed read can use them. */
+  readonly hashedFrom?: string;
+  /** Tuning of hashed reads (tests). */
+  readonly hashed?: Pick<HashedReadOptions, "lookupKeys" | "maxChangedShare" | "maxLookups">;
 }
 
 const everything = () => true;
@@ -82,6 +87,38 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
   const { mapping, source, context, log } = options;
   const readOptions = { batchSize: options.batchSize, ...(options.signal ? { signal: options.signal } : {}) };
   const base = mapping.readSpec;
+
+  /**
+   * A full read of every row: hashed when the source can hash rows, the sync allows it and the previous snapshot's
+   * row hashes can be compared (hashed-read.ts); plain otherwise.
+   */
+  async function fullRead(): Promise<Pick<ReadPlan, "groups" | "dispose">> {
+    const plain = () => orderedGroups(source.read(base, readOptions), context);
+    const reader = source.hashes;
+    if (!reader || options.hashedFrom === undefined || !options.sync.sync.hash_pushdown) {
+      return { groups: plain(), dispose: async () => {} };
+    }
+    // A plan changes no state, not even temp files in the state folder.
+    const folder = options.plan ? await mkdtemp(join(tmpdir(), "groupsync-plan-")) : options.paths.dir;
+    const hashed = new HashedRead({
+      reader,
+      mapping,
+      previousPath: options.hashedFrom,
+      logPath: join(folder, `keys-${options.runId}.tmp`),
+      context,
+      readOptions,
+      log,
+      fallback: plain,
+      ...options.hashed,
+    });
+    return {
+      groups: hashed.groups(),
+      dispose: async () => {
+        await hashed.dispose();
+        if (options.plan) await rm(folder, { recursive: true, force: true });
+      },
+    };
+  }
 
   if (options.backfill) {
     const where = options.backfill.where;
@@ -119,14 +156,7 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
 
   const cursor = mapping.cursor;
   if (!cursor) {
-    return {
-      kind: "full",
-      spec: base,
-      groups: orderedGroups(source.read(base, readOptions), context),
-      covers: everything,
-      cursorState: () => undefined,
-      dispose: async () => {},
-    };
+    return { kind: "full", spec: base, ...(await fullRead()), covers: everything, cursorState: () => undefined };
   }
 
   const changes = source.changes;
@@ -160,7 +190,7 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
     return {
       kind: "full",
       spec: base,
-      groups: orderedGroups(source.read(base, readOptions), context),
+      ...(await fullRead()),
       covers: everything,
       cursorState: () => ({
         column,
@@ -168,7 +198,6 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
         full_at: options.started.toISOString(),
         ...(watermark !== undefined ? { watermark } : {}),
       }),
-      dispose: async () => {},
     };
   }
 

@@ -34,7 +34,7 @@ import { commitSnapshot } from "./commit-snapshot.js";
 import { Merge, type OperationSink, PlanSink } from "./merge.js";
 import { deleteGuard, sendMirrorDeletes } from "./mirror-deletes.js";
 import { openState } from "./open-state.js";
-import { planRead } from "./read-plan.js";
+import { planRead, type ReadPlanOptions } from "./read-plan.js";
 import { RejectLog } from "./reject-log.js";
 import { appendRunHistory } from "./run-history.js";
 import { CountingWriter, RunProgress } from "./run-progress.js";
@@ -87,6 +87,8 @@ export interface RunSyncOptions {
   readonly progressIntervalMs?: number;
   /** Rows of an incremental read sorted in memory before spilling to disk; default 50000. */
   readonly stageRows?: number;
+  /** Tuning of hashed reads (tests, bench). */
+  readonly hashed?: ReadPlanOptions["hashed"];
   /** Overrides of delivery timings (tests use short backoffs). */
   readonly delivery?: Partial<DeliveryOptions>;
   /** Rows per chunk read from the source (and per page of an incremental read); default: the source's fetch size. */
@@ -265,6 +267,8 @@ async function execute(
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.stop ? { stop: options.stop } : {}),
       ...(options.stageRows !== undefined ? { stageRows: options.stageRows } : {}),
+      ...(previousPath !== undefined && rowHashesValid ? { hashedFrom: previousPath } : {}),
+      ...(options.hashed ? { hashed: options.hashed } : {}),
     });
     dispose = () => readPlan.dispose();
     summary.read = readPlan.kind;

@@ -269,7 +269,7 @@ describe("loadConfig: broken files", () => {
           16,
           5,
           "syncs.companies.colour",
-          'unknown key "colour"; allowed keys: source, destination, mapping, mode, schedule, max_delete_share, timezone, full_every',
+          'unknown key "colour"; allowed keys: source, destination, mapping, mode, schedule, max_delete_share, timezone, full_every, hash_pushdown',
         ),
         // The mapping file's issues come in the same error.
         at("mappings/unknown-key.yaml", 1, 1, "group_id", 'required key "group_id" is missing (expected a string)'),

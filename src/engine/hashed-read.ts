@@ -1,0 +1,242 @@
+/**
+ * Hash push-down: a full read in which an unchanged row costs its key and 8 bytes.
+ *
+ * 1. The hash pass streams (key, row hash) from the warehouse, which computes the hash (`HashReader.keys`), and
+ *    merges it with the previous snapshot's row hashes: each key is unchanged, changed (or new), duplicated or
+ *    rejected. The verdicts go to a key log on disk, so memory stays flat.
+ * 2. The fetch pass reads the log back in key order and fetches the full rows of the changed keys, many thousand
+ *    keys per query (`HashReader.lookup`). Unchanged groups reach the merge as carries, without their cells.
+ *
+ * When most rows changed, looking them up costs more than reading the table again: the read falls back to a plain
+ * full read, which costs one extra pass over keys and hashes. A row that changes between the passes is fetched as
+ * it is then (its new hash is computed from the fetched cells), one that is deleted meanwhile is kept as it was.
+ */
+import type { Logger } from "pino";
+import { SourceError } from "../errors.js";
+import type { CompiledMapping } from "../mapping/mapper.js";
+import type { HashReader, RawRow, ReadOptions, ReadSpec } from "../source.js";
+import { compareKeys, type GroupKey } from "../state/key-order.js";
+import { EntryCursor } from "../state/snapshot-cursor.js";
+import { KeyFlag, KeyLog, type KeyRecord } from "./key-log.js";
+import { outOfOrder, type ReadContext, type SourceGroup } from "./read-groups.js";
+
+export interface HashedReadOptions {
+  readonly reader: HashReader;
+  readonly mapping: CompiledMapping;
+  /** The previous snapshot, whose row hashes were made with this run's layout. */
+  readonly previousPath: string;
+  /** Where the key log goes (a temp file). */
+  readonly logPath: string;
+  readonly context: ReadContext;
+  readonly readOptions: ReadOptions;
+  readonly log: Logger;
+  /** The plain read, for when most rows changed. */
+  readonly fallback: () => AsyncIterable<SourceGroup[]>;
+  /** Keys per lookup query. */
+  readonly lookupKeys?: number;
+  /** Fall back to a plain read when more than this share of the groups changed… */
+  readonly maxChangedShare?: number;
+  /** …or when the changed keys would need more lookups than this. */
+  readonly maxLookups?: number;
+}
+
+/** The columns a row hash covers: the property cells, in mapping order (as `rowHash(cells)` in the merge). */
+export function hashColumns(mapping: CompiledMapping): string[] {
+  return mapping.properties.map((property) => property.column.name);
+}
+
+/** The key as the texts of the read's `orderBy` columns. */
+function keyTexts(spec: ReadSpec, record: KeyRecord): string[] {
+  return spec.orderBy.length === 2 ? [record.b, record.a] : [record.a];
+}
+
+function keyOf(record: KeyRecord): GroupKey {
+  return { groupId: record.a, companyId: record.b };
+}
+
+/** Row hashes arrive as 16 hex digits; snapshots hold the same 8 bytes as a latin1 string. */
+function hashBytes(hex: string | null | undefined): string {
+  if (typeof hex !== "string" || !/^[0-9a-f]{16}$/.test(hex)) {
+    throw new SourceError(`the source returned ${JSON.stringify(hex)} as a row hash, not 16 hex digits`, {
+      code: "SOURCE_HASH",
+      action: "This is a bug in the source adapter: report it, and set hash_pushdown: false on the sync meanwhile.",
+    });
+  }
+  return Buffer.from(hex, "hex").toString("latin1");
+}
+
+export class HashedRead {
+  readonly #o: HashedReadOptions;
+  readonly #keys: KeyLog;
+  /** The verdict of the hash pass, for the run's log. */
+  outcome: { groups: number; changed: number; lookups: number; fellBack: boolean } | undefined;
+
+  constructor(options: HashedReadOptions) {
+    this.#o = options;
+    this.#keys = new KeyLog(options.logPath);
+  }
+
+  async *groups(): AsyncGenerator<SourceGroup[]> {
+    const { groups, changed } = await this.#hashPass();
+    const o = this.#o;
+    const lookupKeys = o.lookupKeys ?? 20_000;
+    const lookups = Math.ceil(changed / lookupKeys);
+    const fellBack = changed > (o.maxChangedShare ?? 0.2) * groups || lookups > (o.maxLookups ?? 10);
+    this.outcome = { groups, changed, lookups: fellBack ? 0 : lookups, fellBack };
+    if (fellBack) {
+      o.log.info(
+        { groups, changed },
+        `${changed} of ${groups} groups changed: reading full rows instead of looking them up by key`,
+      );
+      await this.#keys.dispose();
+      yield* o.fallback();
+      return;
+    }
+    o.log.info({ groups, changed, lookups }, `hash pass: ${changed} of ${groups} groups changed`);
+    yield* this.#fetchPass(lookupKeys);
+  }
+
+  /** Pass 1: keys and row hashes against the snapshot's row hashes, into the key log. */
+  async #hashPass(): Promise<{ groups: number; changed: number }> {
+    const o = this.#o;
+    const spec = o.mapping.readSpec;
+    const width = spec.columns.length;
+    const keyIndexes = spec.orderBy.map((column) => spec.columns.indexOf(column));
+    const previous = new EntryCursor(o.previousPath);
+    let rows = 0;
+    let groups = 0;
+    let changed = 0;
+    let pending: { key: GroupKey; hash: string; copies: number } | undefined;
+
+    const settle = async (group: { key: GroupKey; hash: string; copies: number }) => {
+      groups++;
+      const { key } = group;
+      const record = { copies: group.copies, a: key.groupId, b: key.companyId };
+      if (group.copies > 1) {
+        changed++;
+        return this.#keys.add({ flag: KeyFlag.Duplicate, ...record });
+      }
+      let next = await previous.peek();
+      while (next && compareKeys(next, key) < 0) {
+        previous.skip();
+        next = await previous.peek();
+      }
+      const same = next !== undefined && compareKeys(next, key) === 0 && next.rowHash === group.hash;
+      if (!same) changed++;
+      return this.#keys.add({ flag: same ? KeyFlag.Unchanged : KeyFlag.Changed, ...record });
+    };
+
+    try {
+      const raw: (string | null)[] = new Array(width).fill(null);
+      for await (const chunk of o.reader.keys({ ...spec, hashColumns: hashColumns(o.mapping) }, o.readOptions)) {
+        for (const cells of chunk) {
+          rows++;
+          for (let i = 0; i < keyIndexes.length; i++) raw[keyIndexes[i]!] = cells[i] ?? null;
+          const row = o.mapping.map(raw);
+          if (!row.ok) {
+            await this.#keys.add({ flag: KeyFlag.Rejected, copies: 1, a: row.key ?? "(no key)", b: row.reason });
+            continue;
+          }
+          const hash = hashBytes(cells[keyIndexes.length]);
+          if (pending) {
+            const order = compareKeys(pending.key, row.key);
+            if (order === 0) {
+              pending.copies++;
+              continue;
+            }
+            if (order > 0) throw outOfOrder(pending.key, row.key, "code-point order");
+            await settle(pending);
+          }
+          pending = { key: { companyId: row.key.companyId, groupId: row.key.groupId }, hash, copies: 1 };
+        }
+        o.context.onRows?.(rows);
+      }
+      if (pending) await settle(pending);
+      await this.#keys.finish();
+    } catch (error) {
+      await this.#keys.dispose();
+      throw error;
+    } finally {
+      await previous.close();
+    }
+    return { groups, changed };
+  }
+
+  /** Pass 2: the log back in key order, with the changed keys' full rows looked up in batches. */
+  async *#fetchPass(lookupKeys: number): AsyncGenerator<SourceGroup[]> {
+    const o = this.#o;
+    const spec = o.mapping.readSpec;
+    const { summary, rejects, counters } = o.context;
+    const ahead = this.#keys.records();
+    let rows: readonly RawRow[] = [];
+    let at = 0;
+    let left = 0;
+
+    const nextBatch = async () => {
+      const keys: string[][] = [];
+      while (keys.length < lookupKeys) {
+        const next = await ahead.next();
+        if (next.done) break;
+        if (next.value.flag === KeyFlag.Changed) keys.push(keyTexts(spec, next.value));
+      }
+      rows = await o.reader.lookup(spec, keys, o.readOptions.signal ? { signal: o.readOptions.signal } : {});
+      at = 0;
+      left = keys.length;
+    };
+
+    try {
+      let out: SourceGroup[] = [];
+      for await (const record of this.#keys.records()) {
+        switch (record.flag) {
+          case KeyFlag.Rejected:
+            summary.rows_read++;
+            rejects.add(record.a, record.b);
+            break;
+          case KeyFlag.Unchanged:
+            summary.rows_read++;
+            counters.valid++;
+            out.push({ key: keyOf(record), cells: [], copies: 1, carry: "unchanged" });
+            break;
+          case KeyFlag.Duplicate:
+            summary.rows_read += record.copies;
+            counters.valid += record.copies;
+            out.push({ key: keyOf(record), cells: [], copies: record.copies });
+            break;
+          default: {
+            if (left === 0) await nextBatch();
+            left--;
+            const key = keyOf(record);
+            let found: { key: GroupKey; cells: readonly (string | null)[] } | undefined;
+            let copies = 0;
+            for (; at < rows.length; at++) {
+              const row = o.mapping.map(rows[at]!);
+              if (!row.ok) continue; // cannot happen: it has the key we asked for
+              const order = compareKeys(row.key, key);
+              if (order < 0) continue;
+              if (order > 0) break;
+              found ??= row;
+              copies++;
+            }
+            summary.rows_read += copies;
+            counters.valid += copies;
+            out.push(
+              found ? { key: found.key, cells: found.cells, copies } : { key, cells: [], copies: 0, carry: "gone" },
+            );
+          }
+        }
+        if (out.length >= 1024) {
+          yield out;
+          out = [];
+        }
+      }
+      if (out.length > 0) yield out;
+    } finally {
+      await ahead.return(undefined);
+      await this.#keys.dispose();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.#keys.dispose();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * A temporary file of what the hash pass of a run learnt, one record per source key in key order: unchanged,
+ * changed (its full row must be fetched), duplicated, or rejected. It keeps the pass's memory flat however big the
+ * table, and is read twice in step by the fetch pass: once to batch the changed keys, once to emit the groups.
+ */
+import { type FileHandle, open, rm } from "node:fs/promises";
+
+export const KeyFlag = { Unchanged: 0, Changed: 1, Duplicate: 2, Rejected: 3 } as const;
+export type KeyFlag = (typeof KeyFlag)[keyof typeof KeyFlag];
+
+/** One record. For a rejected row, `a` is the key as shown and `b` the reason; otherwise Group ID and Company ID. */
+export interface KeyRecord {
+  readonly flag: KeyFlag;
+  /** Rows that carried the key (duplicates); 1 otherwise. */
+  readonly copies: number;
+  readonly a: string;
+  readonly b: string;
+}
+
+const BUFFER = 256 * 1024;
+
+export class KeyLog {
+  readonly #path: string;
+  #file: FileHandle | undefined;
+  #buffer = Buffer.allocUnsafe(BUFFER);
+  #used = 0;
+  #count = 0;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  async add(record: KeyRecord): Promise<void> {
+    const a = Buffer.byteLength(record.a, "utf8");
+    const b = Buffer.byteLength(record.b, "utf8");
+    const need = 1 + 5 * 3 + a + b;
+    if (this.#used + need > this.#buffer.length) {
+      await this.#spill();
+      if (need > this.#buffer.length) this.#buffer = Buffer.allocUnsafe(need);
+    }
+    let o = this.#used;
+    const buffer = this.#buffer;
+    buffer[o++] = record.flag;
+    o = varint(buffer, o, record.copies);
+    o = varint(buffer, o, a);
+    o += buffer.write(record.a, o, "utf8");
+    o = varint(buffer, o, b);
+    o += buffer.write(record.b, o, "utf8");
+    this.#used = o;
+    this.#count++;
+  }
+
+  async #spill(): Promise<void> {
+    this.#file ??= await open(this.#path, "w", 0o600);
+    if (this.#used > 0) await this.#file.write(this.#buffer, 0, this.#used);
+    this.#used = 0;
+  }
+
+  /** Ends writing; the records can then be read, any number of times at once. */
+  async finish(): Promise<void> {
+    await this.#spill();
+    await this.#file!.close();
+    this.#file = undefined;
+  }
+
+  async *records(): AsyncGenerator<KeyRecord> {
+    const file = await open(this.#path, "r");
+    try {
+      let pending = Buffer.alloc(0);
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(BUFFER);
+        const { bytesRead } = await file.read(chunk, 0, BUFFER, null);
+        if (bytesRead === 0) break;
+        const data = pending.length > 0 ? Buffer.concat([pending, chunk.subarray(0, bytesRead)]) : chunk;
+        const end = pending.length + bytesRead;
+        let o = 0;
+        for (;;) {
+          const record = parse(data, o, end);
+          if (!record) break;
+          o = record.next;
+          yield record.record;
+        }
+        pending = Buffer.from(data.subarray(o, end));
+      }
+      if (pending.length > 0) throw new Error(`${this.#path}: truncated key log`);
+    } finally {
+      await file.close();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.#file?.close().catch(() => undefined);
+    this.#file = undefined;
+    await rm(this.#path, { force: true });
+  }
+}
+
+function varint(buffer: Buffer, offset: number, value: number): number {
+  let v = value;
+  let o = offset;
+  while (v >= 0x80) {
+    buffer[o++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buffer[o++] = v;
+  return o;
+}
+
+function readVarint(buffer: Buffer, offset: number, end: number): [number, number] | undefined {
+  let value = 0;
+  let shift = 0;
+  for (let o = offset; o < end; o++) {
+    const byte = buffer[o]!;
+    value += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) return [value, o + 1];
+    shift += 7;
+  }
+  return undefined;
+}
+
+function parse(buffer: Buffer, offset: number, end: number): { record: KeyRecord; next: number } | undefined {
+  if (offset >= end) return undefined;
+  const flag = buffer[offset]! as KeyFlag;
+  const copies = readVarint(buffer, offset + 1, end);
+  if (!copies) return undefined;
+  const aLength = readVarint(buffer, copies[1], end);
+  if (!aLength || aLength[1] + aLength[0] > end) return undefined;
+  const a = buffer.toString("utf8", aLength[1], aLength[1] + aLength[0]);
+  const bLength = readVarint(buffer, aLength[1] + aLength[0], end);
+  if (!bLength || bLength[1] + bLength[0] > end) return undefined;
+  const b = buffer.toString("utf8", bLength[1], bLength[1] + bLength[0]);
+  return { record: { flag, copies: copies[0], a, b }, next: bLength[1] + bLength[0] };
+}

@@ -1,0 +1,323 @@
+/**
+ * Hash push-down against a real PostgreSQL: the database's row hashes equal the engine's `rowHash` of the cells a
+ * plain read returns (every type, NULLs, non-ASCII text); lookups return exactly the rows asked for; and runs that
+ * use it send exactly what plain runs send, fetching full rows only for the keys that changed.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { postgresSourceSchema } from "../../connectors/postgres/config.js";
+import { createPostgresSource } from "../../connectors/postgres/source.js";
+import { connectors } from "../../src/connectors.js";
+import { rowHash } from "../../src/diff/hash.js";
+import type { Connectors } from "../../src/engine/run-sync.js";
+import type { ReadSpec, Source } from "../../src/source.js";
+import { type E2E, startE2E } from "../helpers/e2e.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+
+const hex = (latin1: string) => Buffer.from(latin1, "latin1").toString("hex");
+
+describe("PostgreSQL row hashes and lookups", () => {
+  let db: TestDatabase;
+  let source: Source;
+  before(async () => {
+    db = await createTestDatabase();
+    source = createPostgresSource(postgresSourceSchema.parse({ type: "postgres", url: db.url }));
+    await db.query(`
+      create table t (
+        id text primary key, company text, n int, big bigint, dec numeric, f float8, r real, b boolean,
+        ts timestamptz, tsn timestamp, d date, tm time, j jsonb, js json, arr text[], ints int[], bin bytea,
+        iv interval, u uuid, ch char(4), ip inet);
+      insert into t values
+        ('a', 'c1', 1, 9007199254740993, 12345678901234567890.123456789, 0.1, 1.5, true,
+         '2024-01-15 10:00:00.123456+02', '2024-01-15 10:00:00', '2024-02-29', '23:59:59.5',
+         '{"b": [1, 2, {"c": "ü"}], "a": null}', '{"z": 1,  "a": 2}', '{"x","y z","",NULL}', '{1,2,3}', '\\x00ff10',
+         '1 day 2 hours', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'ab', '10.0.0.1'),
+        ('b', 'c1', null, null, null, 'NaN', '-Infinity', false, null, null, null, null, 'null', null, '{}', null, '',
+         null, null, null, null),
+        ('ü-中文-😀', 'c2', -5, -1, 0.000, -0.0, 3.4e38, null, '1970-01-01 00:00:00+00', null, '0001-01-01', '00:00',
+         '"text"', '[]', '{"with \\"quote\\"","back\\\\slash"}', '{}', null, '-3 years', null, 'x y ', '::1/128'),
+        ('', 'c2', 0, 0, 1e-20, 1e300, 0, true, 'infinity', '-infinity', 'infinity', null, '{}', '{}', null, null, null,
+         null, null, null, null),
+        ('dup', 'c3', 1, 1, 1, 1, 1, true, null, null, null, null, null, null, null, null, null, null, null, null, null);
+    `);
+  });
+  after(async () => {
+    await source.close();
+    await db.dispose();
+  });
+
+  const columns = ["id", "company", "n", "big", "dec", "f", "r", "b", "ts", "tsn", "d", "tm", "j", "js", "arr"];
+  const more = ["ints", "bin", "iv", "u", "ch", "ip"];
+  const spec: ReadSpec = { from: "public.t", columns: [...columns, ...more], orderBy: ["id"] };
+
+  async function all<T>(chunks: AsyncIterable<readonly T[]>): Promise<T[]> {
+    const out: T[] = [];
+    for await (const chunk of chunks) out.push(...chunk);
+    return out;
+  }
+
+  test("the database's row hash equals rowHash() of the cells a plain read returns, for every type", async () => {
+    const hashColumns = [...spec.columns.slice(1), "n"]; // a column may appear twice
+    const rows = await all(source.read(spec, { batchSize: 2 }));
+    const hashed = await all(source.hashes!.keys({ ...spec, hashColumns }, { batchSize: 2 }));
+    assert.equal(hashed.length, rows.length);
+    assert.equal(rows.length, 5);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      const cells = hashColumns.map((column) => row[spec.columns.indexOf(column)] ?? null);
+      assert.deepEqual(hashed[i], [row[0], hex(rowHash(cells))], `row ${row[0]}`);
+    }
+    // A change in any one cell changes the hash; NULL and the empty string differ.
+    assert.equal(new Set(hashed.map((row) => row[1])).size, 5);
+  });
+
+  test("hierarchical keys come back in the plain read's order, with where and after honoured", async () => {
+    const two: ReadSpec = { from: "public.t", columns: ["company", "id", "n"], orderBy: ["company", "id"] };
+    const plain = await all(
+      source.read({ ...two, after: ["c1", "a"], where: "n IS NOT NULL OR id = 'b'" }, { batchSize: 10 }),
+    );
+    const hashed = await all(
+      source.hashes!.keys(
+        { ...two, after: ["c1", "a"], where: "n IS NOT NULL OR id = 'b'", hashColumns: ["n"] },
+        { batchSize: 10 },
+      ),
+    );
+    assert.deepEqual(
+      hashed.map((row) => row.slice(0, 2)),
+      plain.map((row) => row.slice(0, 2)),
+    );
+    assert.deepEqual(
+      plain.map((row) => row[1]),
+      ["b", "", "ü-中文-😀", "dup"],
+    );
+  });
+
+  test("lookup returns exactly the rows asked for, in key order, whatever order the keys come in", async () => {
+    const rows = await all(source.read(spec, { batchSize: 100 }));
+    const byId = new Map(rows.map((row) => [row[0], row]));
+    const found = await source.hashes!.lookup(spec, [["ü-中文-😀"], ["a"], ["missing"], [""]], {});
+    assert.deepEqual(found, [byId.get("")!, byId.get("a")!, byId.get("ü-中文-😀")!]);
+    const two: ReadSpec = { from: "public.t", columns: ["company", "id", "n"], orderBy: ["company", "id"] };
+    const pairs = await source.hashes!.lookup(
+      two,
+      [
+        ["c2", ""],
+        ["c1", "a"],
+        ["c2", "a"],
+      ],
+      {},
+    );
+    assert.deepEqual(pairs, [
+      ["c1", "a", "1"],
+      ["c2", "", "0"],
+    ]);
+    assert.deepEqual(await source.hashes!.lookup(spec, [], {}), []);
+  });
+
+  test("lookup runs as one statement however many keys it is given", async () => {
+    const keys = Array.from({ length: 30_000 }, (_, i) => [`k${i}`]);
+    keys.push(["dup"]);
+    const found = await source.hashes!.lookup(spec, keys, {});
+    assert.equal(found.length, 1);
+    assert.equal(found[0]![0], "dup");
+  });
+});
+
+/** Counts what each kind of read returned: the engine's use of push-down, observed from outside. */
+interface ReadCounts {
+  plainRows: number;
+  hashedRows: number;
+  lookups: number;
+  lookedUp: number;
+}
+
+function counting(counts: ReadCounts, beforeLookup?: () => Promise<void>): Connectors {
+  return {
+    ...connectors,
+    createSource(sync) {
+      const real = connectors.createSource(sync);
+      const hashes = real.hashes!;
+      return {
+        ...real,
+        check: () => real.check(),
+        describe: (spec) => real.describe(spec),
+        close: () => real.close(),
+        async *read(spec, options) {
+          for await (const chunk of real.read(spec, options)) {
+            counts.plainRows += chunk.length;
+            yield chunk;
+          }
+        },
+        hashes: {
+          async *keys(spec, options) {
+            for await (const chunk of hashes.keys(spec, options)) {
+              counts.hashedRows += chunk.length;
+              yield chunk;
+            }
+          },
+          async lookup(spec, keys, options) {
+            counts.lookups++;
+            counts.lookedUp += keys.length;
+            await beforeLookup?.();
+            return hashes.lookup(spec, keys, options);
+          },
+        },
+      } satisfies Source;
+    },
+  };
+}
+
+const MAPPING = `
+from: public.accounts
+group_key: company
+group_id: id
+properties:
+  $name: name
+  plan: plan
+  seats: seats
+  tags: { column: tags, type: list }
+on_delete: delete
+`;
+
+function updates(e2e: E2E, from: number) {
+  return e2e.receiver.requests.slice(from).flatMap((request) => request.updates.map(({ $token: _t, ...rest }) => rest));
+}
+
+async function expected(e2e: E2E) {
+  const { rows } = await e2e.db.query(
+    "select id, name, plan, seats, tags from accounts where id is not null and btrim(id) <> '' and id not in (select id from accounts where id is not null group by id having count(*) > 1)",
+  );
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const row of rows) {
+    const profile: Record<string, unknown> = {};
+    if (row.name !== null) profile.$name = row.name;
+    if (row.plan !== null) profile.plan = row.plan;
+    if (row.seats !== null) profile.seats = row.seats;
+    if (row.tags !== null) profile.tags = row.tags;
+    out[row.id] = profile;
+  }
+  return out;
+}
+
+describe("runs with hash push-down", () => {
+  let e2e: E2E;
+  const fresh = (): ReadCounts => ({ plainRows: 0, hashedRows: 0, lookups: 0, lookedUp: 0 });
+  before(async () => {
+    e2e = await startE2E({ mapping: MAPPING, mode: "mirror", batchSize: 50 });
+    await e2e.db.query(`
+      create table accounts (id text, name text, plan text, seats int, tags text[]);
+      insert into accounts
+        select 'acc-' || lpad(i::text, 4, '0'), 'Account ' || i, case when i % 3 = 0 then 'pro' end, i,
+               array['t' || (i % 4)]
+        from generate_series(1, 300) i;
+      insert into accounts values (null, 'no id', null, null, null), ('  ', 'blank id', null, null, null);
+    `);
+  });
+  after(() => e2e.dispose());
+
+  test("a first run reads full rows; an unchanged rerun reads keys and hashes only and sends nothing", async () => {
+    const first = fresh();
+    const one = await e2e.run({ connectors: counting(first) });
+    assert.equal(one.groups_created, 300);
+    assert.equal(one.rejected, 2);
+    assert.deepEqual(first, { plainRows: 302, hashedRows: 0, lookups: 0, lookedUp: 0 });
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+
+    const requests = e2e.receiver.requests.length;
+    const second = fresh();
+    const two = await e2e.run({ connectors: counting(second) });
+    assert.deepEqual(second, { plainRows: 0, hashedRows: 302, lookups: 0, lookedUp: 0 });
+    assert.equal(two.unchanged, 300);
+    assert.equal(two.rows_read, 302);
+    assert.equal(two.rejected, 2, "rejected rows are still reported with their reasons");
+    assert.equal(e2e.receiver.requests.length, requests);
+  });
+
+  test("changes, nulls, inserts, duplicates and deletes: only the changed keys are fetched, and sent exactly", async () => {
+    await e2e.db.query(`
+      update accounts set plan = 'enterprise' where id = 'acc-0001';
+      update accounts set seats = null, tags = null where id = 'acc-0002';
+      update accounts set tags = array['t9', 't1'] where id = 'acc-0004';
+      delete from accounts where id = 'acc-0005';
+      insert into accounts values ('acc-9999', 'New', null, 1, null), ('acc-0010', 'Twin', null, null, null);
+    `);
+    const counts = fresh();
+    const from = e2e.receiver.requests.length;
+    const run = await e2e.run({ connectors: counting(counts) });
+    assert.equal(counts.plainRows, 0);
+    assert.equal(counts.hashedRows, 303);
+    assert.equal(counts.lookups, 1);
+    assert.equal(counts.lookedUp, 4, "acc-0001, acc-0002, acc-0004 and acc-9999: not the duplicate, not the others");
+    assert.equal(run.groups_updated, 3);
+    assert.equal(run.groups_created, 1);
+    assert.equal(run.groups_deleted, 1);
+    assert.equal(run.rejected, 4, "two bad keys and both rows of the duplicated acc-0010");
+    assert.deepEqual(
+      updates(e2e, from).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+      [
+        { $group_key: "company", $group_id: "acc-0001", $set: { plan: "enterprise" } },
+        { $group_key: "company", $group_id: "acc-0002", $unset: ["seats", "tags"] },
+        { $group_key: "company", $group_id: "acc-0004", $set: { tags: ["t9", "t1"] } },
+        { $group_key: "company", $group_id: "acc-0005", $delete: "" },
+        { $group_key: "company", $group_id: "acc-9999", $set: { $name: "New", seats: 1 } },
+      ].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    );
+    // The duplicated key's profile is kept as it was; everything else equals the table.
+    const want = await expected(e2e);
+    want["acc-0010"] = { $name: "Account 10", seats: 10, tags: ["t2"] };
+    assert.deepEqual(e2e.profiles(), want);
+    await e2e.db.query("delete from accounts where id = 'acc-0010' and name = 'Twin'");
+  });
+
+  test("a row deleted between the hash pass and its lookup is kept, and deleted by the next run", async () => {
+    await e2e.db.query("update accounts set plan = 'gone soon' where id = 'acc-0007'");
+    const counts = fresh();
+    const run = await e2e.run({
+      connectors: counting(counts, async () => {
+        await e2e.db.query("delete from accounts where id = 'acc-0007'");
+      }),
+    });
+    assert.equal(counts.lookedUp, 1);
+    assert.equal(run.groups_deleted, 0);
+    assert.ok("acc-0007" in e2e.profiles());
+    const next = await e2e.run({ connectors: counting(fresh()) });
+    assert.equal(next.groups_deleted, 1);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+  });
+
+  test("when most rows changed, the run reads full rows instead of looking each one up", async () => {
+    await e2e.db.query("update accounts set seats = seats + 1 where seats % 2 = 0");
+    const counts = fresh();
+    const run = await e2e.run({ connectors: counting(counts) });
+    assert.equal(counts.lookups, 0);
+    assert.equal(counts.hashedRows, 301);
+    assert.equal(counts.plainRows, 301);
+    assert.equal(run.groups_updated, 149);
+    assert.equal(run.rejected, 2, "rows are counted once, not once per pass");
+    assert.equal(run.rows_read, 301);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+  });
+
+  test("lookups are batched: more changed keys than one lookup takes", async () => {
+    await e2e.db.query("update accounts set name = name || '!' where id ~ '3$'");
+    const counts = fresh();
+    const run = await e2e.run({ connectors: counting(counts), hashed: { lookupKeys: 7 } });
+    assert.equal(counts.lookedUp, 30);
+    assert.equal(counts.lookups, 5);
+    assert.equal(run.groups_updated, 30);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+  });
+
+  test("hash_pushdown: false reads full rows every run", async () => {
+    const config = await import("node:fs").then((fs) => fs.readFileSync(e2e.configFile, "utf8"));
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(e2e.configFile, config.replace("mode: mirror", "mode: mirror\n    hash_pushdown: false"));
+    try {
+      const counts = fresh();
+      await e2e.run({ connectors: counting(counts) });
+      assert.deepEqual(counts, { plainRows: 301, hashedRows: 0, lookups: 0, lookedUp: 0 });
+    } finally {
+      writeFileSync(e2e.configFile, config);
+    }
+  });
+});

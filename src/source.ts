@@ -100,10 +100,8 @@ export interface ChangeReader {
  */
 export interface HashSpec extends ReadSpec {
   /**
-   * The columns whose text the row hash covers, in this order (a column may appear twice). The hash must equal
-   * `rowHash()` of src/diff/hash.ts over the cells `read()` would return for these columns: MD5 over the
-   * concatenation, per cell, of `N` for NULL, else `<UTF-8 octet length of the text>:<text>`; the first 8 bytes,
-   * as 16 lowercase hex digits.
+   * The columns whose text the row hash covers, in this order (a column may appear twice). The hash must equal the
+   * reader's `rowHash` over the cells `read()` would return for these columns, as 16 lowercase hex digits.
    */
   readonly hashColumns: readonly string[];
 }
@@ -113,6 +111,12 @@ export interface HashSpec extends ReadSpec {
  * with the snapshot, and fetches full rows only for the keys whose hash differs.
  */
 export interface HashReader {
+  /**
+   * The row hash `keys()` computes, from the cells `read()` returns, as 8 latin1 characters (the engine stores it
+   * when it sends a row). Default: `rowHash()` of src/diff/hash.ts (MD5 over, per cell, `N` for NULL, else
+   * `<UTF-8 octet length>:<text>`; the first 8 bytes).
+   */
+  readonly rowHash?: (cells: readonly (string | null)[]) => string;
   /**
    * Streams rows as `[...key texts aligned with spec.orderBy, row hash]`, ordered exactly like `read(spec)`
    * (code-point order of the key texts; `where` and `after` honoured), inside a read-only transaction.

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import Cursor from "pg-cursor";
+import { recordHash } from "../../src/diff/record-hash.js";
 import { SourceError } from "../../src/errors.js";
 import type { RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
 import type { PostgresSourceConfig } from "./config.js";
@@ -190,6 +191,7 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     },
 
     hashes: {
+      rowHash: recordHash,
       keys(spec, options) {
         return readRows(spec, options, () => hashSql(spec));
       },

@@ -159,22 +159,17 @@ export function readSql(spec: ReadSpec): Statement {
 const outputText = (column: string) => `format('%s', ${quoteIdent(column)})`;
 
 /**
- * The hash read: the key texts and the first 8 bytes of an MD5 over the hashed columns' text, as 16 hex digits,
- * in `readSql` order. Each cell is `N` for NULL, else `<octets>:<text>` (src/diff/hash.ts `rowHash`); the text is
- * the type's output function under the session settings, which is exactly what `readSql` returns. `||` rather
- * than `concat()`, which takes at most 100 arguments.
+ * The hash read: the key texts and `left(md5(ROW(<hashed columns>)::text), 16)` (src/diff/record-hash.ts), in
+ * `readSql` order. `record_out` renders each cell with its type's output function under the session settings,
+ * which is exactly the text `readSql` returns.
  */
 export function hashSql(spec: HashSpec): Statement {
   checkColumns(spec);
   const relation = relationSql(spec);
   const values: string[] = [];
   const conditions = filters(spec, values);
-  const cell = (column: string) => {
-    const text = outputText(column);
-    return `CASE WHEN ${quoteIdent(column)} IS NULL THEN 'N' ELSE octet_length(${text})::text || ':' || ${text} END`;
-  };
-  const hash = spec.hashColumns.length === 0 ? "md5('')" : `md5(${spec.hashColumns.map(cell).join(" || ")})`;
-  const prefix = `SELECT ${[...spec.orderBy.map(outputText), `left(${hash}, 16)`].join(", ")} FROM `;
+  const hash = `left(md5(ROW(${spec.hashColumns.map(quoteIdent).join(", ")})::text), 16)`;
+  const prefix = `SELECT ${[...spec.orderBy.map(outputText), hash].join(", ")} FROM `;
   const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
   return statement(relation, prefix, `${whereClause(conditions)} ORDER BY ${order}`, values);
 }

@@ -40,7 +40,7 @@ export interface HashedReadOptions {
   readonly maxLookups?: number;
 }
 
-/** The columns a row hash covers: the property cells, in mapping order (as `rowHash(cells)` in the merge). */
+/** The columns a row hash covers: the property cells, in mapping order (the merge hashes the same cells). */
 export function hashColumns(mapping: CompiledMapping): string[] {
   return mapping.properties.map((property) => property.column.name);
 }

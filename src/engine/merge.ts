@@ -51,6 +51,8 @@ export interface MergeOptions {
   readonly layout: Layout;
   /** Whether the previous snapshot's row hashes were made with this layout. */
   readonly rowHashesValid: boolean;
+  /** The row hash the source's hash push-down computes (so the next run can compare); default `rowHash`. */
+  readonly rowHash?: (cells: readonly (string | null)[]) => string;
   readonly sink: OperationSink;
   /** Records keys before they are sent (absent in a plan). */
   readonly journal: Journal | undefined;
@@ -152,7 +154,7 @@ export class Merge {
     }
     const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
     const diff = diffGroup(held?.hashes, hashes, { setAll: o.sendAll });
-    const hash = rowHash(cells);
+    const hash = (o.rowHash ?? rowHash)(cells);
     if (diff.set.length === 0 && diff.unset.length === 0) {
       summary.unchanged++;
       if (held) this.#carry({ ...held, rowHash: hash });

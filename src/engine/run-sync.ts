@@ -329,6 +329,7 @@ async function execute(
         mapping,
         layout,
         rowHashesValid,
+        ...(source.hashes?.rowHash ? { rowHash: source.hashes.rowHash } : {}),
         sink,
         journal,
         mirror,

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { postgresSourceSchema } from "../../connectors/postgres/config.js";
 import { createPostgresSource } from "../../connectors/postgres/source.js";
 import { connectors } from "../../src/connectors.js";
-import { rowHash } from "../../src/diff/hash.js";
+import { recordHash } from "../../src/diff/record-hash.js";
 import type { Connectors } from "../../src/engine/run-sync.js";
 import type { ReadSpec, Source } from "../../src/source.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
@@ -26,19 +26,19 @@ describe("PostgreSQL row hashes and lookups", () => {
       create table t (
         id text primary key, company text, n int, big bigint, dec numeric, f float8, r real, b boolean,
         ts timestamptz, tsn timestamp, d date, tm time, j jsonb, js json, arr text[], ints int[], bin bytea,
-        iv interval, u uuid, ch char(4), ip inet);
+        iv interval, u uuid, ch char(4), ip inet, s text);
       insert into t values
         ('a', 'c1', 1, 9007199254740993, 12345678901234567890.123456789, 0.1, 1.5, true,
          '2024-01-15 10:00:00.123456+02', '2024-01-15 10:00:00', '2024-02-29', '23:59:59.5',
          '{"b": [1, 2, {"c": "ü"}], "a": null}', '{"z": 1,  "a": 2}', '{"x","y z","",NULL}', '{1,2,3}', '\\x00ff10',
-         '1 day 2 hours', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'ab', '10.0.0.1'),
+         '1 day 2 hours', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'ab', '10.0.0.1', ''),
         ('b', 'c1', null, null, null, 'NaN', '-Infinity', false, null, null, null, null, 'null', null, '{}', null, '',
-         null, null, null, null),
+         null, null, null, null, E' lead\\ttab, (x) "q" \\\\'),
         ('ü-中文-😀', 'c2', -5, -1, 0.000, -0.0, 3.4e38, null, '1970-01-01 00:00:00+00', null, '0001-01-01', '00:00',
-         '"text"', '[]', '{"with \\"quote\\"","back\\\\slash"}', '{}', null, '-3 years', null, 'x y ', '::1/128'),
+         '"text"', '[]', '{"with \\"quote\\"","back\\\\slash"}', '{}', null, '-3 years', null, 'x y ', '::1/128', E'nbsp\\u00a0x'),
         ('', 'c2', 0, 0, 1e-20, 1e300, 0, true, 'infinity', '-infinity', 'infinity', null, '{}', '{}', null, null, null,
-         null, null, null, null),
-        ('dup', 'c3', 1, 1, 1, 1, 1, true, null, null, null, null, null, null, null, null, null, null, null, null, null);
+         null, null, null, null, null),
+        ('dup', 'c3', 1, 1, 1, 1, 1, true, null, null, null, null, null, null, null, null, null, null, null, null, null, 'plain');
     `);
   });
   after(async () => {
@@ -47,7 +47,7 @@ describe("PostgreSQL row hashes and lookups", () => {
   });
 
   const columns = ["id", "company", "n", "big", "dec", "f", "r", "b", "ts", "tsn", "d", "tm", "j", "js", "arr"];
-  const more = ["ints", "bin", "iv", "u", "ch", "ip"];
+  const more = ["ints", "bin", "iv", "u", "ch", "ip", "s"];
   const spec: ReadSpec = { from: "public.t", columns: [...columns, ...more], orderBy: ["id"] };
 
   async function all<T>(chunks: AsyncIterable<readonly T[]>): Promise<T[]> {
@@ -56,7 +56,7 @@ describe("PostgreSQL row hashes and lookups", () => {
     return out;
   }
 
-  test("the database's row hash equals rowHash() of the cells a plain read returns, for every type", async () => {
+  test("the database's row hash equals recordHash() of the cells a plain read returns, for every type", async () => {
     const hashColumns = [...spec.columns.slice(1), "n"]; // a column may appear twice
     const rows = await all(source.read(spec, { batchSize: 2 }));
     const hashed = await all(source.hashes!.keys({ ...spec, hashColumns }, { batchSize: 2 }));
@@ -65,7 +65,8 @@ describe("PostgreSQL row hashes and lookups", () => {
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const cells = hashColumns.map((column) => row[spec.columns.indexOf(column)] ?? null);
-      assert.deepEqual(hashed[i], [row[0], hex(rowHash(cells))], `row ${row[0]}`);
+      assert.deepEqual(hashed[i], [row[0], hex(recordHash(cells))], `row ${row[0]}`);
+      assert.equal(source.hashes!.rowHash, recordHash);
     }
     // A change in any one cell changes the hash; NULL and the empty string differ.
     assert.equal(new Set(hashed.map((row) => row[1])).size, 5);
@@ -149,6 +150,7 @@ function counting(counts: ReadCounts, beforeLookup?: () => Promise<void>): Conne
           }
         },
         hashes: {
+          ...(hashes.rowHash ? { rowHash: hashes.rowHash } : {}),
           async *keys(spec, options) {
             for await (const chunk of hashes.keys(spec, options)) {
               counts.hashedRows += chunk.length;

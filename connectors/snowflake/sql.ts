@@ -170,7 +170,8 @@ export function renderSql(expr: string, type: ColumnType | undefined): string {
     case "text":
       return expr;
     case "boolean":
-      return `IFF(${expr}, 'true', 'false')`;
+      // IFF takes its else branch for a NULL condition: NULL must stay NULL, not become 'false'.
+      return `IFF(${expr} IS NULL, NULL, IFF(${expr}, 'true', 'false'))`;
     case "date":
       return `TO_VARCHAR(${expr}, '${TEXT_FORMATS.date}')`;
     case "time":

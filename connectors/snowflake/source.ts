@@ -11,22 +11,9 @@ import type { KeyCheck, RawRow, ReadOptions, ReadSpec, Source, SourceColumn } fr
 import type { SnowflakeSourceConfig } from "./config.js";
 import { connectionOptions } from "./connection-options.js";
 import { describeTarget, loginError, type QueryContext, queryError } from "./errors.js";
+import { changesSql, countSql, hashKeysSql, keyCheckSql, lookupSql, NOW_SQL, watermarkSql } from "./pushdown-sql.js";
 import { openSession, type SnowflakeSession } from "./session.js";
-import {
-  CONTEXT_SQL,
-  changesSql,
-  countSql,
-  describeSql,
-  hashKeysSql,
-  keyCheckSql,
-  lookupSql,
-  NOW_SQL,
-  quoteRelation,
-  readSql,
-  type Statement,
-  sessionSql,
-  watermarkSql,
-} from "./sql.js";
+import { CONTEXT_SQL, describeSql, quoteRelation, readSql, type Statement, sessionSql } from "./sql.js";
 import { type CellRenderer, columnOf, rendererOf, type SnowflakeColumnInfo } from "./types.js";
 
 export interface SnowflakeSourceOptions {

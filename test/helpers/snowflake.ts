@@ -132,7 +132,7 @@ export const E2E_TOKEN = "sf-e2e-project-token-9911";
 /** A sync `companies` from the stand-in (password login) to a local Mixpanel receiver. */
 export async function startSnowflakeE2E(
   standIn: SnowflakeStandIn,
-  options: { mapping: string; mode?: "upsert" | "mirror" },
+  options: { mapping: string; mode?: "upsert" | "mirror"; schema?: string },
 ): Promise<SnowflakeE2E> {
   const receiver = await startMixpanelReceiver({ token: E2E_TOKEN });
   const dir = mkdtempSync(join(tmpdir(), "groupsync-sf-e2e-"));
@@ -149,7 +149,7 @@ sources:
     password: \${SF_PASSWORD}
     warehouse: wh
     database: db
-    schema: public
+    schema: ${options.schema ?? "public"}
     role: reader
     access_url: \${SF_URL}
 destinations:

@@ -3,7 +3,8 @@
  * rendered by Snowflake's TO_VARCHAR in fixed formats, in UTC), because the engine hashes that text and the next run
  * must produce the very same bytes. Rows stream from the driver's result chunks, one chunk (plus the driver's
  * prefetch) in memory at a time, and are counted against the size Snowflake announced; reads are single SELECTs,
- * never anything that writes.
+ * never anything that writes. Optional capabilities (pushdown-sql.ts): incremental keyset pages, hash push-down (keys
+ * with a row hash computed by Snowflake, lookup of full rows by key), row counts and key checks.
  */
 import type { Readable } from "node:stream";
 import { SourceError } from "../../src/errors.js";
@@ -131,7 +132,7 @@ export function createSnowflakeSource(config: SnowflakeSourceConfig, options: Sn
         if (keys.length === 0) return [];
         const byName = await columnsOf(spec);
         const renderers = renderersOf(spec.columns, byName);
-        // A bind variable holds at most 16 MB; stay well below it, in as few statements as fit.
+        // Statements stay under Snowflake's 1 MB guideline: as few as fit, merged back into key order.
         const parts = splitKeys(keys, LOOKUP_BIND_BYTES);
         const rows: RawRow[] = [];
         for (const part of parts) {
@@ -328,8 +329,12 @@ function renderersOf(
   });
 }
 
-/** Bytes of keys (as JSON) one lookup statement binds; Snowflake allows 16 MB per bind variable. */
-const LOOKUP_BIND_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes of keys (as JSON) one lookup statement binds. Snowflake asks for statements, bound values included, of at
+ * most 1 MB: a larger one runs, but is truncated in the query history and cannot be retried.
+ * https://docs.snowflake.com/en/user-guide/query-size-limits
+ */
+const LOOKUP_BIND_BYTES = 900 * 1024;
 
 /** Splits keys into parts whose JSON stays under `limit` bytes. */
 function splitKeys(keys: readonly (readonly string[])[], limit: number): (readonly string[])[][] {

@@ -366,7 +366,7 @@ export function evaluate(expression: Expression, scope: Scope): Value {
         const bind = scope.binds[scope.firstBind + node.bind];
         if (bind === undefined) throw new CompileError("a bind variable has no value");
         nextBind++;
-        const wanted = new Set((JSON.parse(bind) as string[][]).map((key) => JSON.stringify(key)));
+        const wanted = keySet(bind);
         const tuple = node.tuple.map((item) => text(run(item, row)));
         return { kind: "boolean", value: !tuple.includes(null) && wanted.has(JSON.stringify(tuple)) };
       }
@@ -503,6 +503,16 @@ export function evaluate(expression: Expression, scope: Scope): Value {
     }
   };
   return run(expression.node, scope.row);
+}
+
+let lastKeys: { readonly bind: string; readonly set: ReadonlySet<string> } | undefined;
+
+/** The keys of a lookup's JSON bind, parsed once per statement rather than once per row. */
+function keySet(bind: string): ReadonlySet<string> {
+  if (lastKeys?.bind !== bind) {
+    lastKeys = { bind, set: new Set((JSON.parse(bind) as string[][]).map((key) => JSON.stringify(key))) };
+  }
+  return lastKeys.set;
 }
 
 /** JSON text without the whitespace between tokens, numbers kept digit for digit (TO_JSON's compact form). */

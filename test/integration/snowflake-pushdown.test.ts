@@ -208,6 +208,32 @@ describe("hash push-down", () => {
   });
 });
 
+test("a lookup too large for one statement is split under 1 MB of keys a statement, and merged back in key order", async () => {
+  const id = (i: number) => `k${String(i).padStart(4, "0")}-${"x".repeat(1000)}`;
+  standIn.data.tables.set("DB.PUBLIC.LONG_KEYS", {
+    columns: [
+      { name: "ID", type: "text" },
+      { name: "N", type: "fixed", precision: 38, scale: 0 },
+    ],
+    rows: Array.from({ length: 1500 }, (_, i) => [id(1499 - i), String(i)]),
+  });
+  const source = snowflakeSource(standIn);
+  try {
+    const spec = { from: "long_keys", columns: ["ID", "N"], orderBy: ["ID"] };
+    const wanted = Array.from({ length: 1200 }, (_, i) => [id(1199 - i)]).concat([["missing"]]);
+    const before = standIn.queries.length;
+    const rows = await source.hashes!.lookup(spec, wanted, {});
+    const statements = standIn.queries.slice(before).filter((record) => record.sql.includes("FLATTEN"));
+    assert.equal(statements.length, 2, "1.2 MB of keys: two statements");
+    assert.deepEqual(
+      rows.map((row) => row[0]),
+      Array.from({ length: 1200 }, (_, i) => id(i)),
+    );
+  } finally {
+    await source.close();
+  }
+});
+
 describe("count and key checks", () => {
   before(() => {
     standIn.data.tables.set("DB.PUBLIC.KEYS", {

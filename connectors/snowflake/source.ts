@@ -3,14 +3,16 @@
  * rendered by Snowflake's TO_VARCHAR in fixed formats, in UTC), because the engine hashes that text and the next run
  * must produce the very same bytes. Rows stream from the driver's result chunks, one chunk (plus the driver's
  * prefetch) in memory at a time, and are counted against the size Snowflake announced; reads are single SELECTs,
- * never anything that writes.
+ * never anything that writes. Optional capabilities (pushdown-sql.ts): incremental keyset pages, hash push-down (keys
+ * with a row hash computed by Snowflake, lookup of full rows by key), row counts and key checks.
  */
 import type { Readable } from "node:stream";
 import { SourceError } from "../../src/errors.js";
-import type { RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
+import type { KeyCheck, RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
 import type { SnowflakeSourceConfig } from "./config.js";
 import { connectionOptions } from "./connection-options.js";
 import { describeTarget, loginError, type QueryContext, queryError } from "./errors.js";
+import { changesSql, countSql, hashKeysSql, keyCheckSql, lookupSql, NOW_SQL, watermarkSql } from "./pushdown-sql.js";
 import { openSession, type SnowflakeSession } from "./session.js";
 import { CONTEXT_SQL, describeSql, quoteRelation, readSql, type Statement, sessionSql } from "./sql.js";
 import { type CellRenderer, columnOf, rendererOf, type SnowflakeColumnInfo } from "./types.js";
@@ -96,6 +98,65 @@ export function createSnowflakeSource(config: SnowflakeSourceConfig, options: Sn
       return readRows(spec, readOptions);
     },
 
+    changes: {
+      async now() {
+        const opened = await connect();
+        let row: RawRow | undefined;
+        try {
+          const result = await opened.execute(NOW_SQL);
+          for await (const cells of result.rows()) row ??= cells as RawRow;
+        } catch (error) {
+          throw queryError(error, { what: "the warehouse clock", queryLine: 0, config });
+        }
+        return row?.[0] as string;
+      },
+      async watermark(spec) {
+        const byName = await columnsOf(spec);
+        const [row] = await queryRows(watermarkSql(spec, byName), spec, []);
+        return row?.[0] ?? undefined;
+      },
+      async page(spec, pageOptions) {
+        const byName = await columnsOf(spec);
+        return queryRows(changesSql(spec, byName), spec, renderersOf(spec.columns, byName), pageOptions.signal);
+      },
+    },
+
+    hashes: {
+      async *keys(spec, readOptions) {
+        const byName = await columnsOf(spec);
+        // The key cells render as read() renders them; the hash is already text.
+        const renderers = [...renderersOf(spec.orderBy, byName), undefined];
+        yield* streamRows(hashKeysSql(spec, byName), spec, renderers, readOptions);
+      },
+      async lookup(spec, keys, lookupOptions) {
+        if (keys.length === 0) return [];
+        const byName = await columnsOf(spec);
+        const renderers = renderersOf(spec.columns, byName);
+        // Statements stay under Snowflake's 1 MB guideline: as few as fit, merged back into key order.
+        const parts = splitKeys(keys, LOOKUP_BIND_BYTES);
+        const rows: RawRow[] = [];
+        for (const part of parts) {
+          rows.push(...(await queryRows(lookupSql(spec, part, byName), spec, renderers, lookupOptions.signal)));
+        }
+        if (parts.length > 1) {
+          const keyIndexes = spec.orderBy.map((name) => spec.columns.indexOf(name));
+          rows.sort((a, b) => compareKeys(keyIndexes, a, b));
+        }
+        return rows;
+      },
+    },
+
+    async count(spec) {
+      const [row] = await queryRows(countSql(spec), spec, []);
+      return Number(row?.[0] ?? 0);
+    },
+
+    async checkKeys(spec): Promise<KeyCheck> {
+      const [row] = await queryRows(keyCheckSql(spec), spec, []);
+      const [rows = 0, nullKeys = 0, duplicateKeys = 0, duplicateRows = 0] = (row ?? []).map((cell) => Number(cell));
+      return { rows, nullKeys, duplicateKeys, duplicateRows };
+    },
+
     close() {
       closing ??= (async () => {
         const opened = await session?.catch(() => undefined);
@@ -105,7 +166,40 @@ export function createSnowflakeSource(config: SnowflakeSourceConfig, options: Sn
     },
   };
 
+  /** The described columns of `spec`'s relation by name (described once a run). */
+  async function columnsOf(spec: Pick<ReadSpec, "from" | "query">): Promise<ReadonlyMap<string, SnowflakeColumnInfo>> {
+    const columns = described.get(keyOf(spec)) ?? (await describeColumns(spec));
+    return new Map(columns.map((column) => [column.name, column]));
+  }
+
   async function* readRows(spec: ReadSpec, options: ReadOptions): AsyncGenerator<readonly RawRow[]> {
+    const byName = await columnsOf(spec);
+    yield* streamRows(readSql(spec, byName), spec, renderersOf(spec.columns, byName), options);
+  }
+
+  /** One short statement's rows (a page, a lookup, an aggregate), rendered. */
+  async function queryRows(
+    statement: Statement,
+    spec: Pick<ReadSpec, "from" | "query">,
+    renderers: readonly (CellRenderer | undefined)[],
+    signal?: AbortSignal,
+  ): Promise<RawRow[]> {
+    const rows: RawRow[] = [];
+    for await (const batch of streamRows(statement, spec, renderers, {
+      batchSize: 10_000,
+      ...(signal ? { signal } : {}),
+    })) {
+      rows.push(...batch);
+    }
+    return rows;
+  }
+
+  async function* streamRows(
+    statement: Statement,
+    spec: Pick<ReadSpec, "from" | "query">,
+    renderers: readonly (CellRenderer | undefined)[],
+    options: ReadOptions,
+  ): AsyncGenerator<readonly RawRow[]> {
     const { signal, batchSize } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new SourceError(`invalid batch size ${batchSize}`, {
@@ -113,13 +207,6 @@ export function createSnowflakeSource(config: SnowflakeSourceConfig, options: Sn
         action: "Set fetch_size to a whole number of rows, at least 1.",
       });
     }
-    const columns = described.get(keyOf(spec)) ?? (await describeColumns(spec));
-    const byName = new Map(columns.map((column) => [column.name, column]));
-    const statement = readSql(spec, byName);
-    const renderers = spec.columns.map((name) => {
-      const column = byName.get(name);
-      return column ? rendererOf(column) : undefined;
-    });
     signal?.throwIfAborted();
     const opened = await connect();
     let rows: Readable | undefined;
@@ -229,6 +316,52 @@ function checkContext(config: SnowflakeSourceConfig, row: RawRow): void {
   if (config.schema && !schema) {
     throw missing("schema", config.schema, `GRANT USAGE ON SCHEMA ${config.database}.${config.schema} TO ROLE …`);
   }
+}
+
+/** The renderers of these columns (undefined where the text is used as is). */
+function renderersOf(
+  names: readonly string[],
+  byName: ReadonlyMap<string, SnowflakeColumnInfo>,
+): (CellRenderer | undefined)[] {
+  return names.map((name) => {
+    const column = byName.get(name);
+    return column ? rendererOf(column) : undefined;
+  });
+}
+
+/**
+ * Bytes of keys (as JSON) one lookup statement binds. Snowflake asks for statements, bound values included, of at
+ * most 1 MB: a larger one runs, but is truncated in the query history and cannot be retried.
+ * https://docs.snowflake.com/en/user-guide/query-size-limits
+ */
+const LOOKUP_BIND_BYTES = 900 * 1024;
+
+/** Splits keys into parts whose JSON stays under `limit` bytes. */
+function splitKeys(keys: readonly (readonly string[])[], limit: number): (readonly string[])[][] {
+  const parts: (readonly string[])[][] = [];
+  let part: (readonly string[])[] = [];
+  let bytes = 2;
+  for (const key of keys) {
+    const size = Buffer.byteLength(JSON.stringify(key), "utf8") + 1;
+    if (part.length > 0 && bytes + size > limit) {
+      parts.push(part);
+      part = [];
+      bytes = 2;
+    }
+    part.push(key);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
+/** Rows by their key texts in code-point (UTF-8 byte) order, as read() orders them. */
+function compareKeys(indexes: readonly number[], a: RawRow, b: RawRow): number {
+  for (const index of indexes) {
+    const order = Buffer.compare(Buffer.from(a[index] ?? "", "utf8"), Buffer.from(b[index] ?? "", "utf8"));
+    if (order !== 0) return order;
+  }
+  return 0;
 }
 
 function keyOf(spec: Pick<ReadSpec, "from" | "query">): string {

@@ -135,25 +135,67 @@ export function describeSql(spec: Pick<ReadSpec, "from" | "query">): Statement {
 export interface ColumnType {
   readonly type: string;
   readonly structured: boolean;
+  /** Digits after the point of a NUMBER. */
+  readonly scale?: number | null;
 }
 
-/** A column in the read's select list: temporal types as text in the formats above, structured types as VARIANT. */
-function selectItem(name: string, type: ColumnType | undefined): string {
+const SEMI_STRUCTURED = new Set(["variant", "object", "array", "map"]);
+
+/**
+ * A column in the read's select list: temporal types as text in the formats above; VARIANT, OBJECT and ARRAY as
+ * compact JSON (TO_JSON), so that the hash push-down can compute the very same text in SQL; the rest as the driver's
+ * text. https://docs.snowflake.com/en/sql-reference/functions/to_json
+ */
+export function selectItem(name: string, type: ColumnType | undefined): string {
   const column = quoteIdent(name);
   if (type === undefined) return column;
-  if (type.structured) return `${column}::VARIANT AS ${column}`;
+  if (type.structured) return `TO_JSON(${column}::VARIANT) AS ${column}`;
+  if (SEMI_STRUCTURED.has(type.type)) return `TO_JSON(${column}) AS ${column}`;
   const format = TEXT_FORMATS[type.type as keyof typeof TEXT_FORMATS];
   return format === undefined ? column : `TO_VARCHAR(${column}, '${format}') AS ${column}`;
 }
 
+/**
+ * SQL computing exactly the text `read()` returns for a value of this type (after the source's renderers: booleans
+ * in lower case, trailing zeros of a fraction of a second dropped). The row hash of the push-down is computed over
+ * it, so any difference would make every row look changed. NUMBER and FLOAT: TO_VARCHAR, assumed equal to the
+ * driver's text (see README: to check on a real account). `expr` must already be valid SQL of that type.
+ */
+export function renderSql(expr: string, type: ColumnType | undefined): string {
+  if (type === undefined) return `TO_VARCHAR(${expr})`;
+  if (type.structured) return `TO_JSON(${expr}::VARIANT)`;
+  if (SEMI_STRUCTURED.has(type.type)) return `TO_JSON(${expr})`;
+  const trimmed = (format: string) => `RTRIM(RTRIM(TO_VARCHAR(${expr}, '${format}'), '0'), '.')`;
+  switch (type.type) {
+    case "text":
+      return expr;
+    case "boolean":
+      // IFF takes its else branch for a NULL condition: NULL must stay NULL, not become 'false'.
+      return `IFF(${expr} IS NULL, NULL, IFF(${expr}, 'true', 'false'))`;
+    case "date":
+      return `TO_VARCHAR(${expr}, '${TEXT_FORMATS.date}')`;
+    case "time":
+      return trimmed(TEXT_FORMATS.time);
+    case "timestamp_ntz":
+      return trimmed(TEXT_FORMATS.timestamp_ntz);
+    case "timestamp_ltz":
+    case "timestamp_tz":
+      return `${trimmed(TEXT_FORMATS.timestamp_ntz)} || TO_VARCHAR(${expr}, ' TZH:TZM')`;
+    case "binary":
+      return `TO_VARCHAR(${expr}, 'HEX')`;
+    default:
+      return `TO_VARCHAR(${expr})`;
+  }
+}
+
 /** A key column's text as the read orders it: UTF-8 bytes, i.e. code points, whatever the declared collation. */
-const keyText = (column: string) => `COLLATE(TO_VARCHAR(${quoteIdent(column)}), 'utf8')`;
+export const keyText = (column: string) => `COLLATE(TO_VARCHAR(${quoteIdent(column)}), 'utf8')`;
 
 /**
  * Rows whose key comes after `after` in key order. Snowflake has no row-value comparison, so (a, b) > (x, y) is
  * written out: a > x OR (a = x AND b > y). A NULL key compares to NULL and leaves the row out.
  */
-function afterCondition(keys: readonly string[], after: readonly string[], binds: string[]): string {
+export function afterCondition(keys: readonly string[], after: readonly string[], binds: string[]): string {
   if (after.length !== keys.length || keys.length === 0) {
     throw new SourceError("`after` needs one value per key column", {
       code: "SOURCE_SPEC_INVALID",
@@ -171,13 +213,22 @@ function afterCondition(keys: readonly string[], after: readonly string[], binds
   return `(${terms.join(" OR ")})`;
 }
 
-/** The WHERE clause of `where` (the user's condition, one expression) and `after`, with its binds. */
-function whereSql(spec: ReadSpec, binds: string[]): string {
-  const conditions: string[] = [];
+/** The WHERE clause of `where` (the user's condition, one expression), `after` and `extra`, with its binds. */
+export function whereSql(spec: ReadSpec, binds: string[], extra: readonly string[] = []): string {
+  const conditions: string[] = [...extra];
   // Line breaks keep a trailing `-- comment` in the user's condition from swallowing what follows.
   if (spec.where !== undefined) conditions.push(`(\n${checkCondition(spec.where)}\n)`);
   if (spec.after !== undefined) conditions.push(afterCondition(spec.orderBy, spec.after, binds));
   return conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`;
+}
+
+export function checkColumns(spec: ReadSpec): void {
+  if (spec.columns.length === 0) {
+    throw new SourceError("a read needs at least one column", {
+      code: "SOURCE_SPEC_INVALID",
+      action: "Map the Group ID column in the mapping file.",
+    });
+  }
 }
 
 /**
@@ -187,12 +238,7 @@ function whereSql(spec: ReadSpec, binds: string[]): string {
  * `where` and `after` narrow it.
  */
 export function readSql(spec: ReadSpec, types: ReadonlyMap<string, ColumnType> = new Map()): Statement {
-  if (spec.columns.length === 0) {
-    throw new SourceError("a read needs at least one column", {
-      code: "SOURCE_SPEC_INVALID",
-      action: "Map the Group ID column in the mapping file.",
-    });
-  }
+  checkColumns(spec);
   const relation = relationSql(spec);
   const binds: string[] = [];
   const columns = spec.columns.map((name) => selectItem(name, types.get(name)));

@@ -3,6 +3,15 @@
  * them. Not a SQL engine: anything else is refused with a compilation error, as Snowflake refuses what it cannot
  * compile.
  */
+import {
+  CompileError,
+  compareValues,
+  type Expression,
+  evaluate,
+  isTrue,
+  parseExpression,
+  type Value,
+} from "./stand-in-expr.js";
 import { encode, type RowType, rowTypeOf, type StandInColumn, type StandInValue, toVarchar } from "./stand-in-wire.js";
 
 export type { StandInColumn, StandInType, StandInValue } from "./stand-in-wire.js";
@@ -10,6 +19,8 @@ export type { StandInColumn, StandInType, StandInValue } from "./stand-in-wire.j
 export interface StandInTable {
   columns: StandInColumn[];
   rows: StandInValue[][];
+  /** Rows already in wire form (a derived table). */
+  wire?: boolean;
 }
 
 /** A statement's outcome: a result, or Snowflake's error (code, SQLSTATE, message). */
@@ -99,8 +110,6 @@ export function identifier(text: string): string {
   return unquote(text) ?? text.toUpperCase();
 }
 
-const compareBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-
 /** The tables and queries the stand-in serves, and how it answers statements over them. */
 export class StandInData {
   /** Tables by fully qualified stored name: `DB.SCHEMA.TABLE`. */
@@ -127,9 +136,21 @@ export class StandInData {
       const columns = ["WAREHOUSE", "DATABASE", "SCHEMA", "ROLE"].map((name) => rowTypeOf({ name, type: "text" }));
       return { ok: true, columns, rows: [[session.warehouse, session.database, session.schema, session.role]] };
     }
+    if (/^SELECT TO_VARCHAR\(CURRENT_TIMESTAMP\(\), '([^']*)'\) AS "NOW"$/.test(text)) {
+      const format = /'([^']*)'/.exec(text)?.[1] as string;
+      const nanos = BigInt(Date.now()) * 1_000_000n;
+      const wire = `${nanos / 1_000_000_000n}.${String(nanos % 1_000_000_000n).padStart(9, "0")}`;
+      const now = toVarchar(wire, "timestamp_ltz", format, session.params.get("TIMEZONE") ?? "UTC");
+      return { ok: true, columns: [rowTypeOf({ name: "NOW", type: "text" })], rows: [[now]] };
+    }
     const select = /^SELECT ([\s\S]+?) FROM ([\s\S]+)$/.exec(text);
     if (!select) return syntaxError(text);
-    return this.select(select[1] as string, select[2] as string, session, binds);
+    try {
+      return this.select(select[1] as string, select[2] as string, session, binds);
+    } catch (error) {
+      if (error instanceof CompileError) return fail("001003", "42000", `SQL compilation error:\n${error.message}`);
+      throw error;
+    }
   }
 
   private alterSession(assignments: string, session: SessionView): Outcome {
@@ -146,6 +167,15 @@ export class StandInData {
   }
 
   private resolve(relation: string, session: SessionView): StandInTable | Outcome {
+    const derived = /^\((SELECT [\s\S]*)\) AS "K"$/.exec(relation);
+    if (derived) {
+      const inner = this.run(derived[1] as string, session);
+      if (!inner.ok) return inner;
+      const columns = inner.columns.map(
+        (column): StandInColumn => ({ name: column.name, type: column.type as StandInColumn["type"] }),
+      );
+      return { columns, rows: inner.rows.map((row) => [...row]), wire: true };
+    }
     const sub = /^\(\n([\s\S]*)\n\) AS src$/.exec(relation);
     if (sub) {
       const table = this.queries.get((sub[1] as string).trim());
@@ -166,34 +196,58 @@ export class StandInData {
 
   private select(list: string, rest: string, session: SessionView, binds: readonly string[]): Outcome {
     const limitZero = / LIMIT 0$/.exec(rest);
+    const limit = / LIMIT (\d+)$/.exec(rest);
     // The outer clauses: after a sub-select's closing line, whose query may have clauses of its own.
-    const subEnd = Math.max(0, rest.startsWith("(\n") ? rest.lastIndexOf("\n) AS src") : 0);
+    const subEnd = rest.startsWith("(\n")
+      ? Math.max(0, rest.lastIndexOf("\n) AS src"))
+      : rest.startsWith("(SELECT ")
+        ? Math.max(0, rest.lastIndexOf(') AS "K"'))
+        : 0;
     const orderAt = rest.indexOf(" ORDER BY ", subEnd);
     const whereAt = rest.indexOf(" WHERE ", subEnd);
-    const relationEnd = [limitZero?.index ?? -1, whereAt, orderAt].filter((at) => at >= 0);
-    const relationText = rest.slice(0, relationEnd.length > 0 ? Math.min(...relationEnd) : rest.length);
+    const groupAt = rest.indexOf(" GROUP BY ", subEnd);
+    const clauseEnds = [limit?.index ?? -1, whereAt, orderAt, groupAt].filter((at) => at >= 0);
+    const relationText = rest.slice(0, clauseEnds.length > 0 ? Math.min(...clauseEnds) : rest.length);
     const table = this.resolve(relationText, session);
     if ("ok" in table) return table;
+    const end = (from: number) =>
+      Math.min(...[limit?.index ?? rest.length, orderAt, groupAt, rest.length].filter((at) => at > from));
+    const wire = table.wire ? (table.rows as WireRow[]) : this.wireRows(table);
+    const scope = (
+      row: readonly (string | null)[],
+      firstBind = 0,
+      group?: readonly (readonly (string | null)[])[],
+    ) => ({
+      columns: table.columns,
+      row,
+      binds,
+      firstBind,
+      params: session.params,
+      ...(group ? { group } : {}),
+    });
     let keep: (row: number) => boolean = () => true;
     if (whereAt >= 0) {
-      const filter = this.where(
-        rest.slice(whereAt + " WHERE ".length, orderAt >= 0 ? orderAt : undefined),
-        table,
-        binds,
-      );
+      const filter = this.where(rest.slice(whereAt + " WHERE ".length, end(whereAt)), table, wire, binds, scope);
       if (typeof filter !== "function") return filter;
       keep = filter;
     }
     if (list === "*") {
-      return { ok: true, columns: table.columns.map(rowTypeOf), rows: limitZero ? [] : this.wireRows(table) };
+      return { ok: true, columns: table.columns.map(rowTypeOf), rows: limitZero ? [] : wire };
     }
-    // The projection: "COL", "COL"::VARIANT AS "COL", or TO_VARCHAR("COL", 'format') AS "COL".
-    const picks: { index: number; column: StandInColumn; format?: string }[] = [];
+    // The projection: "COL", "COL"::VARIANT AS "COL", TO_VARCHAR("COL", 'format') AS "COL", or an expression.
+    const picks: { index: number; column: StandInColumn; format?: string; expression?: Expression }[] = [];
     for (const item of splitList(list)) {
       const match =
         /^("(?:[^"]|"")+")(::VARIANT AS "(?:[^"]|"")+")?$/.exec(item) ??
         /^TO_VARCHAR\(("(?:[^"]|"")+"), '([^']*)'\) AS "(?:[^"]|"")+"$/.exec(item);
-      const name = match ? unquote(match[1] as string) : undefined;
+      if (!match) {
+        const aliased = /^([\s\S]+) AS ("(?:[^"]|"")+")$/.exec(item);
+        if (!aliased) return syntaxError(item);
+        const expression = parseExpression(aliased[1] as string);
+        picks.push({ index: -1, column: { name: unquote(aliased[2] as string) as string, type: "text" }, expression });
+        continue;
+      }
+      const name = unquote(match[1] as string);
       const index = table.columns.findIndex((column) => column.name === name);
       if (index < 0) {
         return fail(
@@ -209,30 +263,61 @@ export class StandInData {
         picks.push({ index, column: { name: column.name, type: "variant" } });
       } else picks.push({ index, column });
     }
-    const rows = this.wireRows(table).filter((_, i) => keep(i));
+    let rows = wire.filter((_, i) => keep(i));
     const timezone = session.params.get("TIMEZONE") ?? "UTC";
+    if (picks.some((pick) => pick.expression?.aggregate)) {
+      let groups: WireRow[][] = [rows];
+      if (groupAt >= 0) {
+        const keys = splitList(rest.slice(groupAt + " GROUP BY ".length, end(groupAt))).map(parseExpression);
+        const byKey = new Map<string, WireRow[]>();
+        for (const row of rows) {
+          const key = JSON.stringify(keys.map((key) => valueText(evaluate(key, scope(row)))));
+          byKey.set(key, [...(byKey.get(key) ?? []), row]);
+        }
+        groups = [...byKey.values()];
+      }
+      const values = groups.map((group) =>
+        picks.map((pick) => evaluate(pick.expression as Expression, scope(group[0] ?? [], 0, group))),
+      );
+      return {
+        ok: true,
+        columns: picks.map((pick, i) =>
+          rowTypeOf({ name: pick.column.name, type: values[0]?.[i]?.kind === "number" ? "fixed" : "text" }),
+        ),
+        rows: values.map((row) => row.map((value) => valueText(value))),
+      };
+    }
     if (orderAt >= 0 && !limitZero) {
-      const order = this.orderBy(rest.slice(orderAt + " ORDER BY ".length), table);
+      const order = this.orderBy(rest.slice(orderAt + " ORDER BY ".length, end(orderAt)), table, scope, session.params);
       if (!Array.isArray(order)) return order as Outcome;
-      rows.sort((a, b) => {
-        for (const { index, compare } of order) {
-          const x = a[index] ?? null;
-          const y = b[index] ?? null;
+      const keyed = rows.map((row) => ({ row, keys: order.map(({ key }) => key(row)) }));
+      keyed.sort((a, b) => {
+        for (let t = 0; t < order.length; t++) {
+          const x = a.keys[t] ?? null;
+          const y = b.keys[t] ?? null;
           if (x === null || y === null) {
             if (x !== y) return x === null ? 1 : -1;
             continue;
           }
-          const result = compare(x, y);
+          const result = (order[t] as { compare: (a: Value, b: Value) => number }).compare(x, y);
           if (result !== 0) return result;
         }
         return 0;
       });
+      rows = keyed.map(({ row }) => row);
     }
+    if (limit && !limitZero) rows = rows.slice(0, Number(limit[1]));
+    const types = picks.map(({ column, expression }) => {
+      if (!expression) return rowTypeOf(column);
+      const first = rows.length > 0 ? evaluate(expression, scope(rows[0] as WireRow)) : null;
+      return rowTypeOf({ name: column.name, type: first?.kind === "number" ? "fixed" : "text" });
+    });
     return {
       ok: true,
-      columns: picks.map(({ column }) => rowTypeOf(column)),
+      columns: types,
       rows: rows.map((row) =>
-        picks.map(({ index, format }) => {
+        picks.map(({ index, format, expression }) => {
+          if (expression) return valueText(evaluate(expression, scope(row)), true);
           const cell = row[index] ?? null;
           const type = table.columns[index]?.type as string;
           return cell === null || format === undefined ? cell : toVarchar(cell, type, format, timezone);
@@ -242,35 +327,45 @@ export class StandInData {
   }
 
   /**
-   * ORDER BY terms: `COLLATE(TO_VARCHAR("C"), 'utf8') ASC NULLS LAST` sorts by UTF-8 bytes; a plain `"C"` sorts by the
-   * column's collation (`en-ci`: case- and accent-insensitive, as an ICU locale collation would).
+   * ORDER BY terms: a plain `"C"` sorts by the column's collation (`en-ci`: case- and accent-insensitive, as an ICU
+   * locale collation would); any other expression (`COLLATE(TO_VARCHAR("C"), 'utf8')`…) by its value, text by UTF-8
+   * bytes. NULLs last.
    */
   private orderBy(
     text: string,
     table: StandInTable,
-  ): { index: number; compare: (a: string, b: string) => number }[] | Outcome {
-    const terms: { index: number; compare: (a: string, b: string) => number }[] = [];
+    scope: (row: readonly (string | null)[]) => Parameters<typeof evaluate>[1],
+    params: ReadonlyMap<string, string>,
+  ): { key: (row: WireRow) => Value; compare: (a: Value, b: Value) => number }[] | Outcome {
+    const terms: { key: (row: WireRow) => Value; compare: (a: Value, b: Value) => number }[] = [];
     for (const item of splitList(text)) {
-      const collated = /^COLLATE\(TO_VARCHAR\(("(?:[^"]|"")+")\), 'utf8'\) ASC NULLS LAST$/.exec(item);
-      const plain = /^("(?:[^"]|"")+")(?: ASC)?(?: NULLS LAST)?$/.exec(item);
-      const name = unquote(((collated ?? plain)?.[1] as string | undefined) ?? "");
-      const index = table.columns.findIndex((column) => column.name === name);
-      if (index < 0) return syntaxError(item);
-      const collation = table.columns[index]?.collation;
-      const compare =
-        collated || !collation
-          ? compareBytes
-          : (a: string, b: string) => a.localeCompare(b, collation.split("-")[0], { sensitivity: "base" });
-      terms.push({ index, compare });
+      const term = item.replace(/(?: ASC)?(?: NULLS LAST)?$/, "");
+      const plain = /^("(?:[^"]|"")+")$/.exec(term);
+      const expression = parseExpression(term);
+      const collation = plain
+        ? table.columns.find((column) => column.name === unquote(plain[1] as string))?.collation
+        : undefined;
+      const compare = collation
+        ? (a: Value, b: Value) =>
+            (valueText(a) ?? "").localeCompare(valueText(b) ?? "", collation.split("-")[0], { sensitivity: "base" })
+        : (a: Value, b: Value) => compareValues(a as Exclude<Value, null>, b as Exclude<Value, null>, params);
+      terms.push({ key: (row) => evaluate(expression, scope(row)), compare });
     }
     return terms;
   }
 
   /**
-   * WHERE: conditions joined by AND: a user's `(\n<condition>\n)`, answered by `conditions`, or the keyset form
-   * `((K1 > ?) OR (K1 = ? AND K2 > ?))` over `COLLATE(TO_VARCHAR("K"), 'utf8')` terms, evaluated on the keys' text.
+   * WHERE: conditions joined by AND: a user's `(\n<condition>\n)`, answered by `conditions`, or an expression (the
+   * keyset form over `COLLATE(TO_VARCHAR("K"), 'utf8')` terms, cursor conditions, the IN list of a lookup), evaluated
+   * per row with its binds.
    */
-  private where(text: string, table: StandInTable, binds: readonly string[]): ((row: number) => boolean) | Outcome {
+  private where(
+    text: string,
+    table: StandInTable,
+    wire: readonly WireRow[],
+    binds: readonly string[],
+    scope: (row: readonly (string | null)[], firstBind?: number) => Parameters<typeof evaluate>[1],
+  ): ((row: number) => boolean) | Outcome {
     const tests: ((row: number) => boolean)[] = [];
     let nextBind = 0;
     for (const condition of splitTop(text, " AND ")) {
@@ -287,34 +382,33 @@ export class StandInData {
         });
         continue;
       }
-      const terms: { index: number; op: string; value: string }[][] = [];
-      for (const term of splitTop(condition.replace(/^\(([\s\S]*)\)$/, "$1"), " OR ")) {
-        const atoms: { index: number; op: string; value: string }[] = [];
-        for (const atom of splitTop(term.replace(/^\(([\s\S]*)\)$/, "$1"), " AND ")) {
-          const match = /^COLLATE\(TO_VARCHAR\(("(?:[^"]|"")+")\), 'utf8'\) ([>=]) \?$/.exec(atom);
-          const index = table.columns.findIndex((column) => column.name === unquote(match?.[1] ?? ""));
-          if (!match || index < 0 || nextBind >= binds.length) return syntaxError(atom);
-          atoms.push({ index, op: match[2] as string, value: binds[nextBind++] as string });
-        }
-        terms.push(atoms);
-      }
-      const wire = this.wireRows(table);
-      tests.push((row) =>
-        terms.some((atoms) =>
-          atoms.every(({ index, op, value }) => {
-            const cell = wire[row]?.[index] ?? null;
-            if (cell === null) return false;
-            const order = compareBytes(cell, value);
-            return op === ">" ? order > 0 : order === 0;
-          }),
-        ),
-      );
+      const expression = parseExpression(condition);
+      const firstBind = nextBind;
+      nextBind += expression.binds;
+      if (nextBind > binds.length) return syntaxError(condition);
+      tests.push((row) => isTrue(evaluate(expression, scope(wire[row] ?? [], firstBind))));
     }
     return (row) => tests.every((test) => test(row));
   }
 
   private wireRows(table: StandInTable): WireRow[] {
     return table.rows.map((row) => table.columns.map((column, i) => encode(row[i] ?? null, column)));
+  }
+}
+
+/** A value as a result cell: wire text for a bare column (`wire`), else its text; numbers in decimal. */
+function valueText(value: Value, wire = false): string | null {
+  if (value === null) return null;
+  switch (value.kind) {
+    case "wire":
+      if (wire) return value.text;
+      return value.type === "boolean" ? (value.text === "1" ? "true" : "false") : value.text;
+    case "text":
+      return value.text;
+    case "number":
+      return String(value.value);
+    case "boolean":
+      return value.value ? "true" : "false";
   }
 }
 

@@ -17,7 +17,7 @@ import {
 } from "../../connectors/snowflake/stand-in.js";
 import { type LoadedConfig, loadConfig } from "../../src/config/load.js";
 import { connectors } from "../../src/connectors.js";
-import { runSync } from "../../src/engine/run-sync.js";
+import { type RunSyncOptions, runSync } from "../../src/engine/run-sync.js";
 import type { RunSummary } from "../../src/engine/summary.js";
 import { createLogger } from "../../src/log.js";
 import type { RawRow, ReadSpec, Source } from "../../src/source.js";
@@ -118,7 +118,10 @@ export interface SnowflakeE2E {
   readonly receiver: MixpanelReceiver;
   readonly logs: Record<string, unknown>[];
   load(): Promise<LoadedConfig>;
-  run(options?: { force?: boolean }): Promise<RunSummary>;
+  run(options?: Partial<RunSyncOptions>): Promise<RunSummary>;
+  /** The variables the config file uses, for running other commands on it (validate). */
+  readonly env: Record<string, string>;
+  readonly configFile: string;
   /** The receiver's profiles as { "<group id>": properties }. */
   profiles(): Record<string, Record<string, unknown>>;
   dispose(): Promise<void>;
@@ -129,7 +132,7 @@ export const E2E_TOKEN = "sf-e2e-project-token-9911";
 /** A sync `companies` from the stand-in (password login) to a local Mixpanel receiver. */
 export async function startSnowflakeE2E(
   standIn: SnowflakeStandIn,
-  options: { mapping: string; mode?: "upsert" | "mirror" },
+  options: { mapping: string; mode?: "upsert" | "mirror"; schema?: string },
 ): Promise<SnowflakeE2E> {
   const receiver = await startMixpanelReceiver({ token: E2E_TOKEN });
   const dir = mkdtempSync(join(tmpdir(), "groupsync-sf-e2e-"));
@@ -146,7 +149,7 @@ sources:
     password: \${SF_PASSWORD}
     warehouse: wh
     database: db
-    schema: public
+    schema: ${options.schema ?? "public"}
     role: reader
     access_url: \${SF_URL}
 destinations:
@@ -180,6 +183,8 @@ syncs:
     receiver,
     logs,
     load,
+    env,
+    configFile,
     async run(extra = {}) {
       const loaded = await load();
       return runSync(loaded.syncs[0]!, {

@@ -9,12 +9,14 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { snowflakeSourceSchema } from "../../connectors/snowflake/config.js";
 import { loginError, queryError } from "../../connectors/snowflake/errors.js";
+import { changesSql, lookupSql, normalizeCursor, rowHashSql } from "../../connectors/snowflake/pushdown-sql.js";
 import {
   checkReadOnly,
   describeSql,
   quoteIdent,
   quoteRelation,
   readSql,
+  renderSql,
   sessionSql,
 } from "../../connectors/snowflake/sql.js";
 import { kindOf, rendererOf, type SnowflakeColumnInfo, trimFraction } from "../../connectors/snowflake/types.js";
@@ -122,7 +124,7 @@ describe("statements", () => {
       [
         'SELECT "ID", TO_VARCHAR("TS", \'YYYY-MM-DD HH24:MI:SS.FF9\') AS "TS",',
         'TO_VARCHAR("TZ", \'YYYY-MM-DD HH24:MI:SS.FF9 TZH:TZM\') AS "TZ", TO_VARCHAR("D", \'YYYY-MM-DD\') AS "D",',
-        'TO_VARCHAR("T", \'HH24:MI:SS.FF9\') AS "T", "O"::VARIANT AS "O" FROM "T"',
+        'TO_VARCHAR("T", \'HH24:MI:SS.FF9\') AS "T", TO_JSON("O"::VARIANT) AS "O" FROM "T"',
         "ORDER BY COLLATE(TO_VARCHAR(\"COMPANY\"), 'utf8') ASC NULLS LAST, COLLATE(TO_VARCHAR(\"ID\"), 'utf8') ASC NULLS LAST",
       ].join(" "),
     );
@@ -330,5 +332,50 @@ describe("errors", () => {
     );
     assert.equal(timeout.code, "SOURCE_TIMEOUT");
     assert.match(timeout.action ?? "", /statement_timeout/);
+  });
+});
+
+describe("push-down statements", () => {
+  const text = { type: "text", structured: false };
+  test("the SQL rendering of a value keeps NULL as NULL (IFF's else branch would turn a NULL boolean into 'false')", () => {
+    assert.equal(
+      renderSql('"B"', { type: "boolean", structured: false }),
+      `IFF("B" IS NULL, NULL, IFF("B", 'true', 'false'))`,
+    );
+    assert.equal(renderSql('"V"', { type: "variant", structured: false }), 'TO_JSON("V")');
+    assert.equal(
+      renderSql('"T"', { type: "timestamp_tz", structured: false }),
+      `RTRIM(RTRIM(TO_VARCHAR("T", 'YYYY-MM-DD HH24:MI:SS.FF9'), '0'), '.') || TO_VARCHAR("T", ' TZH:TZM')`,
+    );
+  });
+
+  test("the row hash length-prefixes every cell and marks NULL with N, over each hash column in order", () => {
+    assert.equal(
+      rowHashSql(["A", "A"], new Map([["A", text]])),
+      `LEFT(MD5(IFF("A" IS NULL, 'N', OCTET_LENGTH("A") || ':' || "A") || IFF("A" IS NULL, 'N', OCTET_LENGTH("A") || ':' || "A")), 16)`,
+    );
+    assert.equal(rowHashSql([], new Map()), "LEFT(MD5(''), 16)");
+  });
+
+  test("a lookup passes every key in one JSON bind; a cursor position is padded back to the format it is parsed with", () => {
+    const lookup = lookupSql(
+      { from: "t", columns: ["ID"], orderBy: ["ID"] },
+      [["a"], ['b"c']],
+      new Map([["ID", text]]),
+    );
+    assert.deepEqual(lookup.binds, ['[["a"],["b\\"c"]]']);
+    assert.equal(
+      normalizeCursor("2024-01-15 10:00:00 +02:00", { type: "timestamp_tz", structured: false }),
+      "2024-01-15 10:00:00.000000000 +02:00",
+    );
+    assert.equal(normalizeCursor("10:00:00.25", { type: "time", structured: false }), "10:00:00.250000000");
+    assert.equal(normalizeCursor("2024-01-15", { type: "date", structured: false }), "2024-01-15");
+    const page = changesSql(
+      { from: "t", columns: ["ID", "U"], orderBy: ["ID"], cursor: "U", since: "2024-01-01 00:00:00.5", limit: 10 },
+      new Map([["U", { type: "timestamp_ntz", structured: false }]]),
+    );
+    assert.deepEqual(page.binds, ["2024-01-01 00:00:00.500000000"]);
+    assert.match(page.sql, /"U" >= TO_TIMESTAMP_NTZ\(\?, 'YYYY-MM-DD HH24:MI:SS.FF9'\)/);
+    assert.match(page.sql, / ORDER BY "U" ASC, COLLATE\(TO_VARCHAR\("ID"\), 'utf8'\) ASC LIMIT 10$/);
   });
 });

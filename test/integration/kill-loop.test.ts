@@ -125,7 +125,8 @@ test("kill -9 at random points of 20+ mirror runs while the table changes: a cle
       );
     }
     t.diagnostic(`kills that landed: ${JSON.stringify(landed)}`);
-    for (const phase of PHASES) assert.ok(landed[phase] >= 3, `too few kills landed ${phase}: ${JSON.stringify(landed)}`);
+    for (const phase of PHASES)
+      assert.ok(landed[phase] >= 3, `too few kills landed ${phase}: ${JSON.stringify(landed)}`);
 
     const summary = await e2e.run();
     assert.notEqual(summary.status, "failed", JSON.stringify(summary.error));

@@ -15,6 +15,11 @@ export interface DestinationLimits {
   readonly maxOperationBytes: number;
   /** Requests in flight at once. */
   readonly concurrency: number;
+  /**
+   * Strings longer than this many characters are cut short by the destination (Mixpanel: 255). They are sent as
+   * they are, and the run warns once per property, so that nobody is surprised by a truncated value.
+   */
+  readonly maxStringLength?: number;
 }
 
 /** An operation encoded for the wire, with its size, ready to be batched. */

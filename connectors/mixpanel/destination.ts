@@ -34,6 +34,9 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
       maxBatchBytes: MAX_BODY_BYTES,
       maxOperationBytes: MAX_UPDATE_BYTES,
       concurrency: config.concurrency,
+      // "We truncate all strings down to 255 characters" (Mixpanel's import docs; mixpanel-import does the same for
+      // profile values): see /work/shared/reference/mixpanel.md, "String values".
+      maxStringLength: 255,
     },
 
     encode(operation: GroupOperation): EncodedOperation {

@@ -87,6 +87,8 @@ export class Delivery {
   /** Batches being delivered; each holds one concurrency slot until all its operations are settled. */
   readonly #tasks = new Set<Promise<void>>();
   #slotWaiters: (() => void)[] = [];
+  /** Properties already warned about for a string longer than the destination keeps. */
+  readonly #longStringWarned = new Set<string>();
   /** Set once: why the run stopped. */
   #stopError: unknown;
   #stopped = false;
@@ -131,6 +133,7 @@ export class Delivery {
       this.#report(onResult, { ok: false, rejected: false, skipped: true, reason: skip.reason });
       return;
     }
+    this.#warnLongStrings(operation);
     let encoded: EncodedOperation;
     try {
       encoded = this.#destination.encode(operation);
@@ -328,6 +331,19 @@ export class Delivery {
     const signal = this.#options.signal;
     if (signal?.aborted && !this.#stopped) {
       this.#stop(new DestinationError("delivery was cancelled", { code: "DELIVERY_CANCELLED", cause: signal.reason }));
+    }
+  }
+
+  #warnLongStrings(operation: GroupOperation): void {
+    const limit = this.#destination.limits.maxStringLength;
+    if (limit === undefined || operation.kind !== "set") return;
+    for (const [name, value] of Object.entries(operation.properties)) {
+      if (typeof value !== "string" || value.length <= limit || this.#longStringWarned.has(name)) continue;
+      this.#longStringWarned.add(name);
+      this.#options.logger?.warn(
+        { destination: this.#destination.name, property: name, group: operation.ref.groupId, length: value.length },
+        `property ${name} of group ${operation.ref.groupId} is ${value.length} characters long; ${this.#destination.name} keeps only the first ${limit} (sent anyway; warned once per property and run)`,
+      );
     }
   }
 

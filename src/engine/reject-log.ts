@@ -57,8 +57,9 @@ export class RejectLog {
     else await rm(finalPath, { force: true });
   }
 
+  /** Drops this run's rejects. Never throws: it runs in a `finally`, after the error that matters. */
   async discard(): Promise<void> {
     await this.#close();
-    if (this.tempPath) await rm(this.tempPath, { force: true });
+    if (this.tempPath) await rm(this.tempPath, { force: true }).catch(() => undefined);
   }
 }

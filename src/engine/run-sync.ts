@@ -205,6 +205,8 @@ async function execute(
   const destination = options.connectors.createDestination(sync);
   const previous = new EntryCursor(previousPath);
   const temps: string[] = [];
+  // Closed in `finally`, so that a failed run leaves no file open (a long-running `start` would run out of them).
+  const writers: { abandon(): Promise<void> }[] = [];
   let dispose = async () => {};
   try {
     await source.check();
@@ -285,8 +287,12 @@ async function execute(
     const spillTemp = `${paths.dir}/deletes-${id}.tmp`;
     const keptTemp = `${paths.dir}/kept-${id}.tmp`;
     const header = { properties: names, hierarchical };
-    const main = plan ? undefined : new CountingWriter(await SnapshotWriter.create(mainTemp, header), width);
-    if (main) temps.push(mainTemp);
+    const mainWriter = plan ? undefined : await SnapshotWriter.create(mainTemp, header);
+    const main = mainWriter ? new CountingWriter(mainWriter, width) : undefined;
+    if (mainWriter) {
+      temps.push(mainTemp);
+      writers.push(mainWriter);
+    }
     const progress = main
       ? new RunProgress({
           main,
@@ -304,6 +310,7 @@ async function execute(
     let spill: SnapshotWriter | undefined;
     const planSink = plan ? new PlanSink(destination, options.samples ?? 5) : undefined;
     const journal = plan ? undefined : new Journal(paths.dir, id, header);
+    if (journal) writers.push(journal);
     const delivery = plan
       ? undefined
       : new Delivery(destination, {
@@ -345,6 +352,7 @@ async function execute(
           if (!spill) {
             spill = await SnapshotWriter.create(spillTemp, header);
             temps.push(spillTemp);
+            writers.push(spill);
           }
           await spill.add(entry);
         },
@@ -394,6 +402,7 @@ async function execute(
       if (!kept) {
         kept = await SnapshotWriter.create(keptTemp, header);
         temps.push(keptTemp);
+        writers.push(kept);
       }
       await kept.add(entry);
     };
@@ -490,6 +499,7 @@ async function execute(
   } finally {
     await previous.close();
     await dispose().catch(() => undefined);
+    for (const writer of writers) await writer.abandon().catch(() => undefined);
     for (const temp of temps) await rm(temp, { force: true }).catch(() => undefined);
     await source.close().catch(() => undefined);
     await destination.close().catch(() => undefined);

@@ -43,7 +43,23 @@ function cannot(text: string, column: SourceColumn, as: string, hint?: string): 
   return fail(`cannot read ${show(text)} (${column.kind}) as ${as}${hint ? `: ${hint}` : ""}`);
 }
 
+/** Deeper JSON is refused: rendering it would exhaust the stack, and no analytics tool can show it. */
+export const MAX_JSON_DEPTH = 100;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * The value to send for one cell, or a refusal with a reason. Whatever the path, the value is plain JSON with finite
+ * numbers, nested at most MAX_JSON_DEPTH levels, and its strings are valid Unicode (no lone surrogate: a PostgreSQL
+ * `json` column keeps a `"\ud800"` escape that UTF-8 cannot carry).
+ */
 export function coerceValue(text: string, column: SourceColumn, declared?: PropertyType): Coerced {
+  const result = coerceCell(text, column, declared);
+  if (!result.ok) return result;
+  const problem = jsonProblem(result.value);
+  return problem === undefined ? result : fail(`cannot send ${show(text)} (${column.kind}): ${problem}`);
+}
+
+function coerceCell(text: string, column: SourceColumn, declared?: PropertyType): Coerced {
   switch (declared) {
     case undefined:
       return native(text, column);
@@ -158,18 +174,22 @@ function checked(value: unknown, text: string, column: SourceColumn, as: string)
   return problem === undefined ? ok(value as JsonValue) : cannot(text, column, as, problem);
 }
 
-function jsonProblem(value: unknown): string | undefined {
+function jsonProblem(value: unknown, depth = 0): string | undefined {
   switch (typeof value) {
     case "string":
+      return LONE_SURROGATE.test(value)
+        ? "a string holds a lone surrogate (invalid Unicode that UTF-8 cannot carry)"
+        : undefined;
     case "boolean":
       return undefined;
     case "number":
       return Number.isFinite(value) ? undefined : NON_FINITE;
     case "object": {
       if (value === null) return undefined;
+      if (depth >= MAX_JSON_DEPTH) return `nested more than ${MAX_JSON_DEPTH} levels deep`;
       if (Array.isArray(value)) {
         for (const item of value) {
-          const problem = jsonProblem(item);
+          const problem = jsonProblem(item, depth + 1);
           if (problem !== undefined) return problem;
         }
         return undefined;
@@ -179,7 +199,7 @@ function jsonProblem(value: unknown): string | undefined {
         return `${(value as object).constructor?.name ?? "an object"} is not a JSON value`;
       }
       for (const item of Object.values(value)) {
-        const problem = jsonProblem(item);
+        const problem = jsonProblem(item, depth + 1);
         if (problem !== undefined) return problem;
       }
       return undefined;

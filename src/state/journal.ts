@@ -81,6 +81,14 @@ export class Journal {
     return this.#last;
   }
 
+  /** Closes the file being written, keeping the journal on disk (a failed run leaves it for the next run). */
+  abandon(): Promise<void> {
+    return this.#serial(async () => {
+      await this.#writer?.abandon();
+      this.#writer = undefined;
+    });
+  }
+
   /** Deletes the journal once the run's state is committed. */
   async remove(): Promise<void> {
     await this.#serial(async () => {

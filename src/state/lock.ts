@@ -6,6 +6,7 @@
 import { open, readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { StateError } from "../errors.js";
+import { stateWriteError } from "./state-dir.js";
 
 export interface Lock {
   release(): Promise<void>;
@@ -34,9 +35,13 @@ export async function acquireLock(path: string, sync: string): Promise<Lock> {
       try {
         await handle.writeFile(JSON.stringify(owner));
         await handle.sync();
-      } finally {
-        await handle.close();
+      } catch (error) {
+        // A full disk: do not leave an empty lock behind.
+        await handle.close().catch(() => undefined);
+        await rm(path, { force: true }).catch(() => undefined);
+        throw error;
       }
+      await handle.close();
       let released = false;
       return {
         async release() {
@@ -47,11 +52,7 @@ export async function acquireLock(path: string, sync: string): Promise<Lock> {
       };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new StateError(`cannot create lock ${path}: ${(error as Error).message}`, {
-          code: "STATE_WRITE_FAILED",
-          action: "Make the state folder writable.",
-          cause: error,
-        });
+        throw stateWriteError(path, error);
       }
     }
     let current: Partial<LockOwner> = {};

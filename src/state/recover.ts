@@ -9,7 +9,7 @@ import { rm, stat } from "node:fs/promises";
 import { type Checkpoint, type PropertyState, type StateIdentity, writeCheckpoint } from "./checkpoint.js";
 import { findJournals } from "./journal.js";
 import { compareKeys, type GroupKey } from "./key-order.js";
-import { readSnapshot, readSnapshotHeader, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "./snapshot-file.js";
+import { readJournalHeader, readSnapshot, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "./snapshot-file.js";
 import { commitFile, type SyncStatePaths } from "./state-dir.js";
 
 /** A sorted stream of entries with one-entry lookahead. */
@@ -83,7 +83,9 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
   const base = prefix ? prefix.properties : (previous?.properties ?? []);
   const properties = base.map((property) => ({ ...property }));
   const index = new Map(properties.map((property, i) => [property.name, i]));
-  const headers = await Promise.all(journals.map((journal) => readSnapshotHeader(journal)));
+  // A journal cut short inside its header (a full disk, a kill) recorded nothing: skipped, then removed with the rest.
+  const allHeaders = await Promise.all(journals.map((journal) => readJournalHeader(journal)));
+  const headers = allHeaders.filter((header) => header !== undefined);
   for (const header of headers) {
     for (const name of header.properties) {
       if (!index.has(name)) {
@@ -114,7 +116,10 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
       : widen(names);
     streams.push(new Stream(options.paths.snapshot(previous.snapshot.file), false, map));
   }
-  for (const [i, journal] of journals.entries()) streams.push(new Stream(journal, true, widen(headers[i]!.properties)));
+  for (const [i, journal] of journals.entries()) {
+    const header = allHeaders[i];
+    if (header) streams.push(new Stream(journal, true, widen(header.properties)));
+  }
   const prefixNames = prefix?.properties.map((property) => property.name) ?? [];
   let prefixStream = prefix ? new Stream(prefix.path, true, widen(prefixNames)) : undefined;
   if (prefixStream) streams.push(prefixStream);

@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
 import { StateError } from "../errors.js";
 import type { GroupKey } from "./key-order.js";
+import { stateWriteError } from "./state-dir.js";
 
 const MAGIC = Buffer.from("GSSNAP1\n", "latin1");
 const FOOTER_MARK = 0xffffffff;
@@ -52,6 +53,7 @@ function writeVarint(buffer: Buffer, offset: number, value: number): number {
 /** Writes a snapshot file. Entries must be added in key order. */
 export class SnapshotWriter {
   #file: FileHandle;
+  readonly #path: string;
   #block: Buffer = Buffer.allocUnsafe(BLOCK_TARGET * 2);
   #used = 0;
   #blockRecords = 0;
@@ -59,19 +61,39 @@ export class SnapshotWriter {
   readonly #properties: number;
   readonly #hierarchical: boolean;
 
-  private constructor(file: FileHandle, header: SnapshotHeader) {
+  private constructor(file: FileHandle, path: string, header: SnapshotHeader) {
     this.#file = file;
+    this.#path = path;
     this.#properties = header.properties.length;
     this.#hierarchical = header.hierarchical;
   }
 
   static async create(path: string, header: SnapshotHeader): Promise<SnapshotWriter> {
-    const file = await open(path, "w", 0o600);
+    let file: FileHandle;
+    try {
+      file = await open(path, "w", 0o600);
+    } catch (error) {
+      throw stateWriteError(path, error);
+    }
+    const writer = new SnapshotWriter(file, path, header);
     const json = Buffer.from(JSON.stringify({ format: 1, ...header }), "utf8");
     const length = Buffer.alloc(4);
     length.writeUInt32LE(json.length);
-    await file.write(Buffer.concat([MAGIC, length, json]));
-    return new SnapshotWriter(file, header);
+    await writer.#io(() => file.write(Buffer.concat([MAGIC, length, json])));
+    return writer;
+  }
+
+  /**
+   * A write to the file: a failure (a full disk, a read-only filesystem) becomes a StateError naming the file, and
+   * closes it, since a writer that failed once cannot be trusted to continue.
+   */
+  async #io<T>(task: () => Promise<T>): Promise<T> {
+    try {
+      return await task();
+    } catch (error) {
+      await this.#file.close().catch(() => undefined);
+      throw stateWriteError(this.#path, error);
+    }
   }
 
   get count(): number {
@@ -122,7 +144,7 @@ export class SnapshotWriter {
     head.writeUInt32LE(payload.length, 0);
     head.writeUInt32LE(this.#blockRecords, 4);
     const digest = createHash("md5").update(payload).digest();
-    await this.#file.writev([head, digest, payload]);
+    await this.#io(() => this.#file.writev([head, digest, payload]));
     this.#used = 0;
     this.#blockRecords = 0;
   }
@@ -130,7 +152,7 @@ export class SnapshotWriter {
   /** Writes the entries added so far as a block and fsyncs, so they survive a crash (used by the journal). */
   async durable(): Promise<void> {
     await this.#flushBlock();
-    await this.#file.sync();
+    await this.#io(() => this.#file.sync());
   }
 
   /** Writes the last block and the footer, and makes the file durable (fsync). */
@@ -139,8 +161,10 @@ export class SnapshotWriter {
     const footer = Buffer.alloc(12);
     footer.writeUInt32LE(FOOTER_MARK, 0);
     footer.writeBigUInt64LE(BigInt(this.#total), 4);
-    await this.#file.write(footer);
-    await this.#file.sync();
+    await this.#io(async () => {
+      await this.#file.write(footer);
+      await this.#file.sync();
+    });
     await this.#file.close();
   }
 
@@ -173,6 +197,24 @@ async function readExactly(file: FileHandle, length: number, path: string, what:
 export async function readSnapshotHeader(path: string): Promise<SnapshotHeader> {
   const file = await open(path, "r");
   try {
+    return await readHeader(file, path);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Reads the header of a journal, or undefined when the file ends inside it: its writer died, or the disk filled,
+ * before the header was complete, so no entry was ever made durable and no batch sent on its account.
+ */
+export async function readJournalHeader(path: string): Promise<SnapshotHeader | undefined> {
+  const file = await open(path, "r");
+  try {
+    const { size } = await file.stat();
+    if (size < MAGIC.length + 4) return undefined;
+    // Read at a position, so that readHeader still starts at the beginning of the file.
+    const { buffer } = await file.read(Buffer.alloc(4), 0, 4, MAGIC.length);
+    if (size < MAGIC.length + 4 + buffer.readUInt32LE(0)) return undefined;
     return await readHeader(file, path);
   } finally {
     await file.close();

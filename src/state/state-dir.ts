@@ -37,14 +37,17 @@ export function syncStatePaths(stateDir: string, sync: string): SyncStatePaths {
   };
 }
 
-function stateWriteError(path: string, error: unknown): StateError {
+/** The error for a state write that failed: says why (full, not writable) and that nothing was lost. */
+export function stateWriteError(path: string, error: unknown): StateError {
   const code = (error as NodeJS.ErrnoException).code;
   const why =
     code === "ENOSPC"
       ? "the disk is full"
       : code === "EACCES" || code === "EPERM" || code === "EROFS"
         ? "it is not writable"
-        : String((error as Error).message ?? error);
+        : code === "ENOTDIR" || code === "EEXIST"
+          ? "a file stands where a folder should be"
+          : String((error as Error).message ?? error);
   return new StateError(`cannot write state file ${path}: ${why}`, {
     code: "STATE_WRITE_FAILED",
     action:

@@ -56,9 +56,28 @@ for (const c of cases) {
 
 test("a backfill (setAll) sets every non-null property, unchanged ones too, and still unsets", () => {
   assert.deepEqual(diffGroup(["a", "b", null, "d"], ["a", null, "c", "d"], { setAll: true }), {
+    setOnce: [],
+    union: [],
+    forget: [],
     set: [0, 2, 3],
     unset: [1],
   });
-  assert.deepEqual(diffGroup(["a", "x"], ["a"], { setAll: true }), { set: [0], unset: [1] }, "retired property");
-  assert.deepEqual(diffGroup(undefined, [null, null], { setAll: true }), { set: [], unset: [] });
+  assert.deepEqual(
+    diffGroup(["a", "x"], ["a"], { setAll: true }),
+    {
+      setOnce: [],
+      union: [],
+      forget: [],
+      set: [0],
+      unset: [1],
+    },
+    "retired property",
+  );
+  assert.deepEqual(diffGroup(undefined, [null, null], { setAll: true }), {
+    setOnce: [],
+    union: [],
+    forget: [],
+    set: [],
+    unset: [],
+  });
 });

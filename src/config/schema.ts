@@ -97,15 +97,16 @@ export const propertySchema = z.union([
         description: "A constant sent for every group instead of a column, e.g. `synced_by: { value: groupsync }`.",
       }),
       type: z.enum(PROPERTY_TYPES).optional().meta({ description: "Coerce the value to this type." }),
-      op: z.enum(PROPERTY_OPS).default("set").meta({
+      op: z.enum(PROPERTY_OPS).optional().meta({
         description:
-          "set: $set when the value changes. set_once: $set_once when the group first has a value; never overwritten or unset later. union (lists): $union the items added, $remove the items that left, so items another writer added survive.",
+          "set (default): $set when the value changes. set_once: $set_once when the group first has a value; never overwritten or unset later. union (lists): $union the items added, $remove the items that left, so items another writer added survive.",
       }),
       keep_removed: z.boolean().optional().meta({
         description: "op: union only: never $remove an item that left the list.",
       }),
-      nulls: z.enum(["unset", "keep"]).default("unset").meta({
-        description: "unset: a NULL in the warehouse removes the property ($unset). keep: a NULL never removes it.",
+      nulls: z.enum(["unset", "keep"]).optional().meta({
+        description:
+          "unset (default): a NULL in the warehouse removes the property ($unset). keep: a NULL never removes it.",
       }),
     })
     .superRefine((spec, context) => {

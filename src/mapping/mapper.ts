@@ -122,8 +122,8 @@ export function compileMapping(
   const properties: MappedProperty[] = [];
   for (const [name, spec] of Object.entries(mapping.properties)) {
     const declared = typeof spec === "string" ? undefined : spec.type;
-    const op = typeof spec === "string" ? "set" : spec.op;
-    const nulls = typeof spec === "string" ? "unset" : spec.nulls;
+    const op = typeof spec === "string" ? "set" : (spec.op ?? "set");
+    const nulls = typeof spec === "string" ? "unset" : (spec.nulls ?? "unset");
     const keepRemoved = typeof spec !== "string" && spec.keep_removed === true;
     // Options are part of the definition only when not the defaults, so existing states keep their definitions.
     const options = `${op === "set" ? "" : `|op=${op}`}${nulls === "unset" ? "" : "|nulls=keep"}${keepRemoved ? "|keep_removed" : ""}`;

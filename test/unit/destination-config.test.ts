@@ -169,11 +169,7 @@ describe("per-property options each destination supports", () => {
         syncs: sync("s", name, "m.yaml"),
         mappings: { "m.yaml": mapping("company").replace("  name: name\n", `  name: name\n${OPTIONS}`) },
       });
-      assert.deepEqual(loaded.syncs[0]?.mapping.properties.synced_by, {
-        value: "groupsync",
-        op: "set",
-        nulls: "unset",
-      });
+      assert.deepEqual(loaded.syncs[0]?.mapping.properties.synced_by, { value: "groupsync" });
     });
     test(`${type}: op set_once and op union are refused with file, line and key`, async () => {
       const error = await load({

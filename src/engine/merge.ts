@@ -101,6 +101,8 @@ export class Merge {
   readonly #width: number;
   /** Each layout property's rule (op, nulls), from its definition. */
   readonly #rules: readonly PropertyRule[];
+  /** Which properties keep their items in the snapshot: `op: union` without `keep_removed`. */
+  readonly #recordsItems: readonly boolean[];
 
   constructor(options: MergeOptions, previous: EntryCursor) {
     this.#o = options;
@@ -108,11 +110,14 @@ export class Merge {
     this.#names = options.layout.properties.map((property) => property.name);
     this.#width = options.layout.properties.length;
     this.#rules = options.layout.properties.map((property) => ruleOf(property.definition));
+    this.#recordsItems = this.#rules.map((rule) => rule.op === "union" && !rule.keepRemoved);
   }
 
   /** A previous entry in this run's layout. */
   translate(entry: SnapshotEntry): SnapshotEntry {
     const items = this.#o.layout.translateItems(entry.items);
+    // Items are kept for union properties only (a property whose op changed drops them).
+    if (items) for (let i = 0; i < items.length; i++) if (!this.#recordsItems[i]) items[i] = null;
     return {
       companyId: entry.companyId,
       groupId: entry.groupId,

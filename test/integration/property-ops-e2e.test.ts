@@ -189,4 +189,32 @@ describe("per-property operations through the Mixpanel receiver", () => {
     );
     assert.deepEqual(e2e.profiles().globex?.features, ["a"]);
   });
+  test("changing a list from op: union to op: set sends the whole list; back to union re-adds without removing", async () => {
+    await e2e.db.query("update accounts set features = '{a,c}' where id = 'globex'");
+    // The constants as the test before left them.
+    const current = MAPPING.replace("value: groupsync", "value: groupsync-v2").replace(
+      "value: [warehouse]",
+      "value: [warehouse, crm]",
+    );
+    e2e.setMapping(current.replace("features: { column: features, op: union }", "features: features"));
+    let from = e2e.receiver.requests.length;
+    assert.equal((await e2e.run()).status, "ok");
+    assert.deepEqual(
+      updatesSince(e2e, from)
+        .filter((update) => update.$group_id === "globex")
+        .map(({ $group_key: _k, $group_id: _id, ...rest }) => rest),
+      [{ $set: { features: ["a", "c"] } }],
+    );
+    e2e.setMapping(current);
+    await e2e.db.query("update accounts set features = '{c}' where id = 'globex'");
+    from = e2e.receiver.requests.length;
+    assert.equal((await e2e.run()).status, "ok");
+    assert.deepEqual(
+      updatesSince(e2e, from)
+        .filter((update) => update.$group_id === "globex")
+        .map(({ $group_key: _k, $group_id: _id, ...rest }) => rest),
+      [{ $union: { features: ["c"] } }],
+      "items recorded under op: union before the switch are forgotten: nothing is removed",
+    );
+  });
 });

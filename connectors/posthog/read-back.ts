@@ -45,16 +45,16 @@ export function createPostHogReader(
     batchSize: 1,
     minIntervalMs,
     rateNote: `Groups REST API: one group per call, one call every ${minIntervalMs} ms (4800 requests per hour)`,
-    async read(refs, signal): Promise<ReadOutcome> {
+    async read(refs, options): Promise<ReadOutcome> {
       const profiles: (Record<string, JsonValue> | undefined)[] = [];
       for (const ref of refs) {
-        const type = await api.groupType(ref.groupKey, signal);
+        const type = await api.groupType(ref.groupKey, options);
         if (type.kind === "retry" || type.kind === "fatal") return type;
         if (type.kind === "missing") {
           profiles.push(undefined);
           continue;
         }
-        const found = await api.find(type.index, ref.groupId, signal);
+        const found = await api.find(type.index, ref.groupId, options);
         if (found.kind === "retry" || found.kind === "fatal") return found;
         if (found.kind === "refused") {
           return { kind: "fatal", reason: found.reason, action: "Check the group key and project_id." };

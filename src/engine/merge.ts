@@ -349,7 +349,10 @@ export class Merge {
         });
       }
     }
-    if (this.#o.plan) summary.properties_set += adding.length;
+    if (this.#o.plan) {
+      summary.properties_set += adding.length;
+      for (const change of changes) summary.properties_unset += change.removed.length;
+    }
     return operations;
   }
 

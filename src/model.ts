@@ -27,11 +27,19 @@ export interface GroupRef {
 
 /**
  * One operation on one group profile; destinations send one operation per update object.
- * The union is open for `set_once`, `union` and `remove` (a later issue).
+ * `set_once` sets only properties the profile does not hold yet; `union` adds the items a list lacks; `remove`
+ * takes one item out of one list (one item per update, as Mixpanel's `$remove` requires).
  */
 export type GroupOperation =
   | { readonly kind: "set"; readonly ref: GroupRef; readonly properties: Readonly<Record<string, JsonValue>> }
+  | { readonly kind: "set_once"; readonly ref: GroupRef; readonly properties: Readonly<Record<string, JsonValue>> }
   | { readonly kind: "unset"; readonly ref: GroupRef; readonly names: readonly string[] }
+  | {
+      readonly kind: "union";
+      readonly ref: GroupRef;
+      readonly lists: Readonly<Record<string, readonly (string | number)[]>>;
+    }
+  | { readonly kind: "remove"; readonly ref: GroupRef; readonly name: string; readonly item: string | number }
   | { readonly kind: "delete"; readonly ref: GroupRef };
 
 export type OperationKind = GroupOperation["kind"];

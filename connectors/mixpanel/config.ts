@@ -68,8 +68,52 @@ export const mixpanelDestinationSchema = z
       .max(50)
       .default(8)
       .meta({ description: "Retries of one batch on 429, 5xx and network errors before the run gives up on it." }),
+    query: z
+      .strictObject({
+        service_account_username: secretString(
+          "Service account user name (Organization Settings → Service Accounts). Use ${MIXPANEL_SA_USERNAME}.",
+        ),
+        service_account_secret: secretString("Service account secret. Use ${MIXPANEL_SA_SECRET}."),
+        project_id: z
+          .union([z.number().int().positive(), z.string().regex(/^\d+$/, "expected the numeric project ID")])
+          .transform(String)
+          .meta({ description: "The numeric project ID (Project Settings → Overview)." }),
+        data_group_ids: z
+          .record(z.string().min(1), z.union([z.number().int().nonnegative(), z.string().min(1)]).transform(String))
+          .meta({
+            description:
+              "The data_group_id of each group key this project's syncs use, e.g. { company: 2 } (Project Settings → Group Keys).",
+          }),
+        api_host: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .meta({
+            description:
+              "Overrides the Query API host (default https://mixpanel.com, eu.mixpanel.com or in.mixpanel.com by region).",
+          }),
+        min_interval: duration(
+          "Least time between two queries. The Query API allows 60 queries per hour: the default, 60s, never exceeds it.",
+        ).default(60_000),
+        ids_per_query: z.number().int().min(1).max(1000).default(100).meta({
+          description: "Group IDs read back per query (`distinct_ids`).",
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          "`groupsync verify` only: reads group profiles back through the Query API (/api/query/engage), which needs a service account.",
+      }),
   })
   .superRefine((config, context) => {
+    const queryHost = config.query?.api_host;
+    if (queryHost && !config.allow_insecure && isInsecureRemote(queryHost)) {
+      context.addIssue({
+        code: "custom",
+        path: ["query", "api_host"],
+        message:
+          "plain http:// to a host that is not loopback would send the service account secret unencrypted; use https:// or set allow_insecure: true",
+      });
+    }
     // The project token travels in every request body: never in clear text off this machine unless asked to.
     if (config.api_host && !config.allow_insecure && isInsecureRemote(config.api_host)) {
       context.addIssue({
@@ -83,3 +127,10 @@ export const mixpanelDestinationSchema = z
   .meta({ description: "Mixpanel group profiles, through the /groups ingestion endpoint." });
 
 export type MixpanelDestinationConfig = z.output<typeof mixpanelDestinationSchema>;
+
+/** Query API hosts by data residency (https://docs.mixpanel.com/reference/engage-query: `{regionAndDomain}.com`). */
+export const MIXPANEL_QUERY_HOSTS = {
+  us: "https://mixpanel.com",
+  eu: "https://eu.mixpanel.com",
+  in: "https://in.mixpanel.com",
+} as const;

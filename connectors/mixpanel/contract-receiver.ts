@@ -18,6 +18,19 @@ export interface ReceiverOptions {
   readonly perRecordErrors?: boolean;
   /** Largest request body; default 2097152 (the 413 limit Mixpanel documents). */
   readonly maxBodyBytes?: number;
+  /**
+   * The Query API (`POST /api/query/engage`): the service account and project it accepts (HTTP Basic auth,
+   * `project_id` in the query string), and the `data_group_id` of each group key. Absent: the endpoint answers 401.
+   */
+  readonly query?: {
+    readonly username: string;
+    readonly secret: string;
+    readonly projectId: string;
+    /** `data_group_id` → group key. */
+    readonly dataGroupIds: Readonly<Record<string, string>>;
+    /** Queries allowed per window before 429 with Retry-After; default 60 per hour, as documented. */
+    readonly limit?: { readonly queries: number; readonly windowMs: number };
+  };
 }
 
 /** A scripted fault for one request. */
@@ -52,6 +65,11 @@ export interface MixpanelReceiver {
   clearFaults(): void;
   /** Records for which `predicate` returns a message are refused as invalid (e.g. a poison value). */
   rejectWhen(predicate: (update: Record<string, unknown>) => string | undefined): void;
+  /**
+   * Edits a profile in place, as a person in Mixpanel's UI would (tests of drift); `undefined` from `edit` deletes
+   * the profile. Key: `${group_key}|${company_id ?? ""}|${group_id}`.
+   */
+  editProfile(key: string, edit: (profile: Record<string, unknown>) => Record<string, unknown> | undefined): void;
   /** Forgets profiles, requests, faults and the reject predicate. */
   reset(): void;
   close(): Promise<void>;
@@ -73,6 +91,9 @@ export async function startMixpanelReceiver(options: ReceiverOptions): Promise<M
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? "/", "http://127.0.0.1");
     const { body, bytes } = await readBody(request, maxBodyBytes);
+    if (request.method === "POST" && url.pathname === "/api/query/engage") {
+      return engage(request, url, body ?? "", response);
+    }
     if (request.method !== "POST" || url.pathname !== "/groups") {
       return reply(response, 404, { error: "not found", status: 0 });
     }
@@ -145,6 +166,68 @@ export async function startMixpanelReceiver(options: ReceiverOptions): Promise<M
     return answer(200, { error: null, status: 1 });
   }
 
+  /** Query API answers, in its shapes: `{page, page_size, session_id, status, total, results}` or an error. */
+  const queryTimes: number[] = [];
+  function engage(request: IncomingMessage, url: URL, body: string, response: ServerResponse) {
+    const query = options.query;
+    const received = { updates: [] as Record<string, unknown>[], status: 0, bytes: Buffer.byteLength(body) };
+    requests.push(received);
+    const answer = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      received.status = status;
+      reply(response, status, payload, headers);
+    };
+    const fault = faults.shift();
+    if (fault && "status" in fault) return answer(...faultAnswer(fault));
+    const expected = query ? `Basic ${Buffer.from(`${query.username}:${query.secret}`).toString("base64")}` : "";
+    if (!query || request.headers.authorization !== expected) {
+      return answer(401, { error: "Invalid service account credentials", status: "error" });
+    }
+    if (url.searchParams.get("project_id") !== query.projectId) {
+      return answer(403, { error: "service account has no access to this project", status: "error" });
+    }
+    const limit = query.limit ?? { queries: 60, windowMs: 3_600_000 };
+    const now = Date.now();
+    while (queryTimes.length > 0 && queryTimes[0]! <= now - limit.windowMs) queryTimes.shift();
+    if (queryTimes.length >= limit.queries) {
+      const wait = Math.max(1, Math.ceil((queryTimes[0]! + limit.windowMs - now) / 1000));
+      return answer(
+        429,
+        { error: "Query rate limit exceeded: 60 queries per hour", status: "error" },
+        { "retry-after": String(wait) },
+      );
+    }
+    queryTimes.push(now);
+    const form = new URLSearchParams(body);
+    const groupKey = query.dataGroupIds[form.get("data_group_id") ?? ""];
+    if (groupKey === undefined) {
+      return answer(400, {
+        error: `unknown data_group_id ${JSON.stringify(form.get("data_group_id"))}`,
+        status: "error",
+      });
+    }
+    let ids: unknown = form.get("distinct_id") === null ? undefined : [form.get("distinct_id")];
+    if (form.get("distinct_ids") !== null) ids = parseJson(form.get("distinct_ids")!);
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) {
+      return answer(400, {
+        error: "distinct_id or distinct_ids (a JSON array of strings) is required",
+        status: "error",
+      });
+    }
+    const results: { $distinct_id: string; $properties: Record<string, unknown> }[] = [];
+    for (const id of ids as string[]) {
+      const profile = profiles.get(profileKeyOfDistinctId(groupKey, id, hierarchical));
+      if (profile) results.push({ $distinct_id: id, $properties: structuredClone(profile) });
+    }
+    return answer(200, {
+      page: 0,
+      page_size: 1000,
+      session_id: `session-${now}`,
+      status: "ok",
+      total: results.length,
+      results,
+    });
+  }
+
   function refusedByPredicate(update: Record<string, unknown>): { field: string; message: string } | undefined {
     const message = predicate?.(update);
     return message === undefined ? undefined : { field: "$set", message };
@@ -175,6 +258,11 @@ export async function startMixpanelReceiver(options: ReceiverOptions): Promise<M
     rejectWhen: (next) => {
       predicate = next;
     },
+    editProfile: (key, edit) => {
+      const next = edit(profiles.get(key) ?? {});
+      if (next === undefined) profiles.delete(key);
+      else profiles.set(key, next);
+    },
     reset: () => {
       profiles.clear();
       requests.length = 0;
@@ -188,6 +276,18 @@ export async function startMixpanelReceiver(options: ReceiverOptions): Promise<M
       await closed;
     },
   };
+}
+
+/**
+ * The receiver's profile key for a Query API distinct_id: the bare Group ID, or in Hierarchical Groups the composite
+ * form (`$company:<company_id>` for a company, `$company:<company_id>|<group_key>:<group_id>` otherwise).
+ */
+function profileKeyOfDistinctId(groupKey: string, distinctId: string, hierarchical: boolean): string {
+  if (!hierarchical) return `${groupKey}||${distinctId}`;
+  const match = /^\$company:([^|]*)(?:\|([^:]+):(.*))?$/.exec(distinctId);
+  if (!match) return `${groupKey}||${distinctId}`;
+  const company = match[1]!;
+  return `${groupKey}|${company}|${match[3] ?? company}`;
 }
 
 /** Status, body and headers Mixpanel answers for a scripted fault. */

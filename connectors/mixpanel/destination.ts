@@ -50,8 +50,18 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
         case "set":
           update.$set = operation.properties;
           break;
+        case "set_once":
+          update.$set_once = operation.properties;
+          break;
         case "unset":
           update.$unset = operation.names;
+          break;
+        case "union":
+          update.$union = operation.lists;
+          break;
+        case "remove":
+          // One item per update object: `$remove` takes a scalar per property.
+          update.$remove = { [operation.name]: operation.item };
           break;
         case "delete":
           // Ignored by Mixpanel; the official SDKs send "".

@@ -56,6 +56,10 @@ export interface PostHogReceiver {
   groups(): Map<string, Record<string, unknown>>;
   /** Group type names by index. */
   groupTypes(): string[];
+  /** Edits a group in place, as a person in PostHog's UI would (tests of drift); the group is created if missing. */
+  editGroup(groupType: string, groupKey: string, edit: (properties: Record<string, unknown>) => void): void;
+  /** Deletes a group, as deleting it in PostHog would. */
+  deleteGroup(groupType: string, groupKey: string): void;
   /** Every request received, in order. */
   readonly requests: ReadonlyArray<PostHogRequest>;
   /** Events capture accepted (200) that ingestion then dropped, with why. */
@@ -163,9 +167,10 @@ export async function startPostHogReceiver(options: PostHogReceiverOptions): Pro
         detail: "Personal API key found in request Authorization header is invalid.",
       });
     }
-    const match = /^\/api\/(?:projects|environments)\/([^/]+)\/(groups_types|groups\/delete_property)\/?$/.exec(
-      url.pathname,
-    );
+    const match =
+      /^\/api\/(?:projects|environments)\/([^/]+)\/(groups_types|groups\/delete_property|groups\/find)\/?$/.exec(
+        url.pathname,
+      );
     if (!match) return answer(404, NOT_FOUND);
     if (match[1] !== projectId) {
       return answer(403, {
@@ -186,6 +191,7 @@ export async function startPostHogReceiver(options: PostHogReceiverOptions): Pro
         })),
       );
     }
+    if (match[2] === "groups/find") return find(request, url, answer);
     if (request.method !== "POST") return answer(405, { detail: `Method "${request.method}" not allowed.` });
     const index = Number(url.searchParams.get("group_type_index"));
     const groupKey = url.searchParams.get("group_key");
@@ -219,11 +225,49 @@ export async function startPostHogReceiver(options: PostHogReceiverOptions): Pro
     });
   }
 
+  /**
+   * `GET /groups/find/?group_type_index=&group_key=` (scope group:read): the group, or 404. Read-only when
+   * `skip_create_notebook=true`; this receiver never creates notebooks either way.
+   */
+  function find(request: IncomingMessage, url: URL, answer: Answer) {
+    if (request.method !== "GET") return answer(405, { detail: `Method "${request.method}" not allowed.` });
+    const raw = url.searchParams.get("group_type_index");
+    const groupKey = url.searchParams.get("group_key");
+    if (raw === null || !/^\d+$/.test(raw) || groupKey === null) {
+      return answer(400, {
+        type: "validation_error",
+        code: "invalid_input",
+        detail: "group_type_index and group_key are required.",
+        attr: raw === null ? "group_type_index" : "group_key",
+      });
+    }
+    const index = Number(raw);
+    const groupType = state.groupTypes[index];
+    const group = groupType === undefined ? undefined : state.groups.get(`${groupType}|${groupKey}`);
+    if (!group) return answer(404, NOT_FOUND);
+    return answer(200, {
+      group_type_index: index,
+      group_key: groupKey,
+      group_properties: structuredClone(group),
+      created_at: new Date(0).toISOString(),
+    });
+  }
+
   const server = await startLocalServer(handle);
   return {
     url: server.url,
     groups: () => new Map([...state.groups].map(([key, group]) => [key, structuredClone(group)])),
     groupTypes: () => [...state.groupTypes],
+    editGroup: (groupType, groupKey, edit) => {
+      if (!state.groupTypes.includes(groupType)) state.groupTypes.push(groupType);
+      const id = `${groupType}|${groupKey}`;
+      const group = state.groups.get(id) ?? {};
+      edit(group);
+      state.groups.set(id, group);
+    },
+    deleteGroup: (groupType, groupKey) => {
+      state.groups.delete(`${groupType}|${groupKey}`);
+    },
     get requests() {
       return requests;
     },

@@ -25,6 +25,12 @@ export const MAX_GROUP_KEY_LENGTH = 400;
 
 const UNSET_WITHOUT_PERSONAL_KEY =
   "PostHog ingestion cannot remove a group property; set personal_api_key and project_id to remove them through the Groups REST API";
+/** Refused by `validate` for this destination (mapping `op: set_once` / `op: union`); never planned. */
+const LIST_OPS_UNSUPPORTED = {
+  set_once: "PostHog has no set-once for group properties; use op: set",
+  union: "PostHog cannot add items to a list property; use op: set",
+  remove: "PostHog cannot remove one item from a list property; use op: set",
+} as const;
 const DELETE_UNSUPPORTED =
   "PostHog has no API that deletes one group (only a whole group type); use on_delete: unset to remove its properties, or on_delete: ignore";
 
@@ -45,7 +51,7 @@ export function createPostHogDestination(config: PostHogDestinationConfig): Dest
         })
       : undefined;
   const apiKey = JSON.stringify(config.project_api_key.reveal());
-  const unsupported: Partial<Record<OperationKind, string>> = { delete: DELETE_UNSUPPORTED };
+  const unsupported: Partial<Record<OperationKind, string>> = { delete: DELETE_UNSUPPORTED, ...LIST_OPS_UNSUPPORTED };
   if (!api) unsupported.unset = UNSET_WITHOUT_PERSONAL_KEY;
 
   /**
@@ -150,6 +156,10 @@ export function createPostHogDestination(config: PostHogDestinationConfig): Dest
           break;
         case "delete":
           throw new Error(DELETE_UNSUPPORTED);
+        case "set_once":
+        case "union":
+        case "remove":
+          throw new Error(LIST_OPS_UNSUPPORTED[operation.kind]);
         default:
           return operation satisfies never;
       }

@@ -90,6 +90,12 @@ export class GroupsApi {
     return this.#call("POST", `/groups/delete_property/${query}`, { $unset: property }, "delete_property", options);
   }
 
+  /** One group's properties (`GET /groups/find/`, scope group:read); "gone" when there is no such group. */
+  find(index: number, groupKey: string, options?: SendOptions): Promise<ApiOutcome> {
+    const query = `?group_type_index=${index}&group_key=${encodeURIComponent(groupKey)}&skip_create_notebook=true`;
+    return this.#call("GET", `/groups/find/${query}`, undefined, "groups find", options);
+  }
+
   close(): Promise<void> {
     return this.#pool.close();
   }

@@ -23,6 +23,12 @@ export const MAX_BATCH_BYTES = 480 * 1024;
 /** Segment keeps messageIds it de-duplicates on "unique and < 100 chars". */
 const MESSAGE_ID_HEX = 40;
 
+/** Refused by `validate` for this destination (mapping `op: set_once` / `op: union`); never planned. */
+const LIST_OPS_UNSUPPORTED = {
+  set_once: "Segment has no set-once for group properties; use op: set",
+  union: "Segment cannot add items to a list property; use op: set",
+  remove: "Segment cannot remove one item from a list property; use op: set",
+} as const;
 const DELETE_UNSUPPORTED =
   "Segment's Tracking API has no call that deletes a group; use on_delete: unset to send its traits as null, or on_delete: ignore";
 const UNSET_SKIPPED =
@@ -50,7 +56,7 @@ export function createSegmentDestination(
   // "Include a colon before encoding": user name = write key, empty password.
   const authorization = `Basic ${Buffer.from(`${config.write_key.reveal()}:`).toString("base64")}`;
   const salt = options.messageIdSalt ?? randomBytes(8).toString("hex");
-  const unsupported: Partial<Record<OperationKind, string>> = { delete: DELETE_UNSUPPORTED };
+  const unsupported: Partial<Record<OperationKind, string>> = { delete: DELETE_UNSUPPORTED, ...LIST_OPS_UNSUPPORTED };
   if (!config.unset_as_null) unsupported.unset = UNSET_SKIPPED;
   let closed: Promise<void> | undefined;
 
@@ -75,6 +81,10 @@ export function createSegmentDestination(
           break;
         case "delete":
           throw new Error(DELETE_UNSUPPORTED);
+        case "set_once":
+        case "union":
+        case "remove":
+          throw new Error(LIST_OPS_UNSUPPORTED[operation.kind]);
         default:
           return operation satisfies never;
       }

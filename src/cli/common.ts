@@ -3,7 +3,7 @@ import type { LoadedConfig, LoadedSync } from "../config/load.js";
 import type { RunSummary } from "../engine/summary.js";
 import { GroupsyncError } from "../errors.js";
 
-export const EXIT = { ok: 0, failed: 1, invalid: 2, rejected: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, invalid: 2, rejected: 3, drift: 4 } as const;
 
 export interface GlobalOptions {
   config: string;

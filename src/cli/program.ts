@@ -1,6 +1,6 @@
 /**
  * The `groupsync` command line. Exit codes: 0 ok, 1 a sync failed, 2 invalid config or usage, 3 finished with
- * rejected rows.
+ * rejected rows, 4 `verify` found drift.
  */
 import { mkdir, rm } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
@@ -32,6 +32,7 @@ import { formatStatus, formatSummary, type StatusRow } from "./format.js";
 import { progressBar } from "./progress-bar.js";
 import { runStart } from "./start-command.js";
 import { runValidate, type ValidateFormat } from "./validate-command.js";
+import { runVerifyCommand } from "./verify-command.js";
 
 export { EXIT } from "./common.js";
 
@@ -127,6 +128,24 @@ export function buildProgram(): Command {
       });
       print(options.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
       process.exitCode = summary.status === "failed" ? EXIT.failed : EXIT.ok;
+    });
+
+  program
+    .command("verify")
+    .description(
+      "read a sample of groups back from the destination and report where it differs from what groupsync last sent (exit 4 on drift)",
+    )
+    .argument("<sync>", "the sync to verify")
+    .option("--sample <n>", "groups to pick at random from the state", wholeNumber(1), 20)
+    .option("--keys <ids>", "exactly these groups, comma-separated (company_id/group_id in hierarchical projects)")
+    .action(async (name: string, commandOptions: { sample: number; keys?: string }, command) => {
+      const options = globals(command);
+      const loaded = await loadConfig(options.config);
+      process.exitCode = await runVerifyCommand(loaded, name, {
+        sample: commandOptions.sample,
+        ...(commandOptions.keys !== undefined ? { keys: commandOptions.keys } : {}),
+        json: options.json === true,
+      });
     });
 
   program

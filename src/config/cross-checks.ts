@@ -109,6 +109,7 @@ export function checkMappingUse(yaml: YamlFile, raw: unknown, use: MappingUse): 
     );
   }
   const properties = asRecord(mapping.properties);
+  if (properties) issues.push(...unsupportedPropertyOps(yaml, properties, use));
   if (use.type !== "mixpanel" || !properties) return issues;
   const reserved: readonly string[] = MIXPANEL_RESERVED_PROPERTIES;
   for (const name of Object.keys(properties)) {
@@ -131,6 +132,39 @@ export function checkMappingUse(yaml: YamlFile, raw: unknown, use: MappingUse): 
         ["properties"],
         `${count} properties; Mixpanel allows at most ${MIXPANEL_MAX_PROPERTIES} on one profile`,
         "key",
+      ),
+    );
+  }
+  return issues;
+}
+
+/** Per-property operations a destination cannot apply, with why and what to use instead. */
+const UNSUPPORTED_OPS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  posthog: {
+    set_once:
+      "PostHog ingestion has no set-once for group properties ($groupidentify only merges $group_set); use op: set",
+    union:
+      "PostHog has no list union or remove for group properties; use op: set to send the whole list (it replaces the list in PostHog)",
+  },
+  segment: {
+    set_once: "Segment group calls have no set-once (traits are merged, a trait sent again overwrites); use op: set",
+    union:
+      "Segment group calls cannot add or remove list items (a trait sent again replaces the list); use op: set to send the whole list",
+  },
+};
+
+function unsupportedPropertyOps(yaml: YamlFile, properties: Record<string, unknown>, use: MappingUse): ConfigIssue[] {
+  const refused = UNSUPPORTED_OPS[String(use.type)];
+  if (!refused) return [];
+  const issues: ConfigIssue[] = [];
+  for (const [name, spec] of Object.entries(properties)) {
+    const op = asRecord(spec)?.op;
+    if (typeof op !== "string" || refused[op] === undefined) continue;
+    issues.push(
+      issueAt(
+        yaml,
+        ["properties", name, "op"],
+        `op: ${op} cannot be used with destination "${use.destination}" of sync "${use.sync}": ${refused[op]}`,
       ),
     );
   }

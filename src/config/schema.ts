@@ -81,12 +81,78 @@ export type PropertyType = (typeof PROPERTY_TYPES)[number];
 /** A column name: blank ones are refused here so that the mapper never looks up a column named "". */
 const columnName = z.string().regex(/\S/, "must name a column; it is empty or blank");
 
+export const PROPERTY_OPS = ["set", "set_once", "union"] as const;
+export type PropertyOp = (typeof PROPERTY_OPS)[number];
+
+/** A constant: a scalar, or a list of scalars (for `op: union`). */
+const constantValue = z.union([
+  z.string(),
+  z.number(),
+  z.boolean(),
+  z.array(z.union([z.string(), z.number()])).min(1, "a constant list needs at least one item"),
+]);
+
 export const propertySchema = z.union([
   columnName.meta({ description: "The column holding the value; its type is kept." }),
-  z.strictObject({
-    column: columnName.meta({ description: "The column holding the value." }),
-    type: z.enum(PROPERTY_TYPES).optional().meta({ description: "Coerce the value to this type." }),
-  }),
+  z
+    .strictObject({
+      column: columnName.optional().meta({ description: "The column holding the value (or give `value`)." }),
+      value: constantValue.optional().meta({
+        description: "A constant sent for every group instead of a column, e.g. `synced_by: { value: groupsync }`.",
+      }),
+      type: z.enum(PROPERTY_TYPES).optional().meta({ description: "Coerce the value to this type." }),
+      op: z.enum(PROPERTY_OPS).optional().meta({
+        description:
+          "set (default): $set when the value changes. set_once: $set_once when the group first has a value; never overwritten or unset later. union (lists): $union the items added, $remove the items that left, so items another writer added survive.",
+      }),
+      keep_removed: z.boolean().optional().meta({
+        description: "op: union only: never $remove an item that left the list.",
+      }),
+      nulls: z.enum(["unset", "keep"]).optional().meta({
+        description:
+          "unset (default): a NULL in the warehouse removes the property ($unset). keep: a NULL never removes it.",
+      }),
+    })
+    .superRefine((spec, context) => {
+      if ((spec.column === undefined) === (spec.value === undefined)) {
+        context.addIssue({
+          code: "custom",
+          path: spec.column === undefined ? [] : ["value"],
+          message: "give exactly one of `column` (a warehouse column) or `value` (a constant)",
+        });
+      }
+      if (spec.keep_removed !== undefined && spec.op !== "union") {
+        context.addIssue({
+          code: "custom",
+          path: ["keep_removed"],
+          message: "only applies to op: union (items that left the list); remove it or set op: union",
+        });
+      }
+      if (spec.op === "union" && spec.type !== undefined && spec.type !== "list") {
+        context.addIssue({
+          code: "custom",
+          path: ["type"],
+          message: "op: union sends list items: use type: list, or leave type out",
+        });
+      }
+      if (spec.value !== undefined && spec.type !== undefined) {
+        context.addIssue({
+          code: "custom",
+          path: ["type"],
+          message: "a constant `value` is sent as written: remove `type`",
+        });
+      }
+      if (spec.value !== undefined && (spec.op === "union") !== Array.isArray(spec.value)) {
+        context.addIssue({
+          code: "custom",
+          path: ["value"],
+          message:
+            spec.op === "union"
+              ? "op: union needs a list constant, e.g. value: [groupsync]"
+              : "a list constant needs op: union (or write it as a column)",
+        });
+      }
+    }),
 ]);
 
 export const mappingSchema = z
@@ -105,10 +171,9 @@ export const mappingSchema = z
       description:
         "Segment: column holding the userId each group call is attributed to (e.g. the account's owner); when empty, the destination's anonymous_id is used.",
     }),
-    properties: z
-      .record(z.string().min(1).max(255), propertySchema)
-      .default({})
-      .meta({ description: "Profile property name → column (or { column, type })." }),
+    properties: z.record(z.string().min(1).max(255), propertySchema).default({}).meta({
+      description: "Profile property name → column, or { column | value, type, op, keep_removed, nulls }.",
+    }),
     cursor: columnName.optional().meta({
       description:
         "Incremental mode: a column whose value rises whenever a row changes (e.g. updated_at). Runs read only rows changed since the last one; a full pass (see the sync's full_every) finds deleted groups.",

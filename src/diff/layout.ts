@@ -19,6 +19,8 @@ export interface Layout {
   readonly current: number;
   /** Translates a previous snapshot entry's hashes into this layout. */
   translate(previous: readonly (string | null)[]): (string | null)[];
+  /** Translates a previous entry's item lists (`op: union`) into this layout; a changed definition keeps them. */
+  translateItems(previous: readonly (string | null)[] | undefined): (string | null)[] | undefined;
 }
 
 /**
@@ -60,6 +62,12 @@ export function planLayout(mapping: readonly PropertyDefinition[], previous: rea
         out[i] = hash !== null && stale[i] ? UNKNOWN_HASH : hash;
       }
       return out;
+    },
+    translateItems(items) {
+      if (!items) return undefined;
+      if (identity) return items.slice();
+      const out: (string | null)[] = source.map((from) => (from < 0 ? null : (items[from] ?? null)));
+      return out.some((list) => list !== null) ? out : undefined;
     },
   };
 }

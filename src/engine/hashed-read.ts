@@ -40,9 +40,22 @@ export interface HashedReadOptions {
   readonly maxLookups?: number;
 }
 
-/** The columns a row hash covers: the property cells, in mapping order (the merge hashes the same cells). */
+/**
+ * The columns a row hash covers: the cells of the properties read from the source, in mapping order (the merge
+ * hashes the same cells, `hashedCells`). Constants (`value:`) are left out: they are not in the source, and a
+ * changed constant changes the layout, which makes every row hash incomparable anyway.
+ */
 export function hashColumns(mapping: CompiledMapping): string[] {
-  return mapping.properties.map((property) => property.column.name);
+  return mapping.properties.filter((property) => property.constant === undefined).map((p) => p.column.name);
+}
+
+/** Picks the cells `hashColumns` covers out of a group's property cells; the cells themselves when all are. */
+export function hashedCells(
+  mapping: CompiledMapping,
+): (cells: readonly (string | null)[]) => readonly (string | null)[] {
+  const indexes = mapping.properties.flatMap((property, index) => (property.constant === undefined ? [index] : []));
+  if (indexes.length === mapping.properties.length) return (cells) => cells;
+  return (cells) => indexes.map((index) => cells[index] ?? null);
 }
 
 /** The key as the texts of the read's `orderBy` columns. */

@@ -6,10 +6,10 @@
 import type { Delivery, OperationResult } from "../delivery/delivery.js";
 import { SkippedOperations } from "../delivery/skipped.js";
 import type { Destination } from "../destination.js";
-import { diffGroup } from "../diff/diff-group.js";
+import { diffGroup, type GroupDiff, NO_CHANGE, type PropertyRule, ruleOf } from "../diff/diff-group.js";
 import { propertyHash, rowHash } from "../diff/hash.js";
 import type { Layout } from "../diff/layout.js";
-import type { CompiledMapping } from "../mapping/mapper.js";
+import type { CompiledMapping, ListItem } from "../mapping/mapper.js";
 import type { GroupOperation, GroupRef, JsonValue } from "../model.js";
 import { redact } from "../secret.js";
 import type { Journal } from "../state/journal.js";
@@ -17,6 +17,7 @@ import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import type { EntryCursor } from "../state/snapshot-cursor.js";
 import { type SnapshotEntry, UNKNOWN_HASH } from "../state/snapshot-file.js";
 import { CommitWindow, type Slot } from "./commit-window.js";
+import { hashedCells } from "./hashed-read.js";
 import type { SourceGroup } from "./read-groups.js";
 import type { RejectLog } from "./reject-log.js";
 import type { RunSummary } from "./summary.js";
@@ -76,27 +77,60 @@ export interface MergeOptions {
 
 type Operation = { op: GroupOperation; apply: () => void };
 
+/** The change of one `op: union` list: items recorded before, items to add and to remove. */
+interface ListChange {
+  readonly index: number;
+  readonly before: ListItem[];
+  readonly added: ListItem[];
+  readonly removed: ListItem[];
+  /** Whether any operation is sent for it. */
+  readonly sends: boolean;
+}
+
+/** The items recorded for a list, from their JSON text (null: none). */
+function parseItems(text: string | null): ListItem[] {
+  if (text === null) return [];
+  const parsed: unknown = JSON.parse(text);
+  return Array.isArray(parsed)
+    ? parsed.filter((item): item is ListItem => typeof item === "string" || typeof item === "number")
+    : [];
+}
+
 export class Merge {
   readonly #o: MergeOptions;
   readonly #previous: EntryCursor;
   readonly #window = new CommitWindow();
   readonly #names: readonly string[];
   readonly #width: number;
+  /** Each layout property's rule (op, nulls), from its definition. */
+  readonly #rules: readonly PropertyRule[];
+  /** Which properties keep their items in the snapshot: `op: union` without `keep_removed`. */
+  readonly #recordsItems: readonly boolean[];
+
+  /** The cells the source's row hash covers (constants are not in the source). */
+  readonly #hashed: (cells: readonly (string | null)[]) => readonly (string | null)[];
 
   constructor(options: MergeOptions, previous: EntryCursor) {
+    this.#hashed = hashedCells(options.mapping);
     this.#o = options;
     this.#previous = previous;
     this.#names = options.layout.properties.map((property) => property.name);
     this.#width = options.layout.properties.length;
+    this.#rules = options.layout.properties.map((property) => ruleOf(property.definition));
+    this.#recordsItems = this.#rules.map((rule) => rule.op === "union" && !rule.keepRemoved);
   }
 
   /** A previous entry in this run's layout. */
   translate(entry: SnapshotEntry): SnapshotEntry {
+    const items = this.#o.layout.translateItems(entry.items);
+    // Items are kept for union properties only (a property whose op changed drops them).
+    if (items) for (let i = 0; i < items.length; i++) if (!this.#recordsItems[i]) items[i] = null;
     return {
       companyId: entry.companyId,
       groupId: entry.groupId,
       rowHash: this.#o.rowHashesValid ? entry.rowHash : UNKNOWN_HASH,
       hashes: this.#o.layout.translate(entry.hashes),
+      ...(items ? { items } : {}),
     };
   }
 
@@ -153,50 +187,186 @@ export class Merge {
       return;
     }
     const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
-    const diff = diffGroup(held?.hashes, hashes, { setAll: o.sendAll });
-    const hash = (o.rowHash ?? rowHash)(cells);
-    if (diff.set.length === 0 && diff.unset.length === 0) {
+    const diff = diffGroup(held?.hashes, hashes, { setAll: o.sendAll, rules: this.#rules });
+    const hash = (o.rowHash ?? rowHash)(this.#hashed(cells));
+    if (diff === NO_CHANGE) {
       summary.unchanged++;
       if (held) this.#carry({ ...held, rowHash: hash });
       return;
     }
-    const properties: Record<string, JsonValue> = {};
-    for (const index of diff.set) {
-      const value = o.mapping.value(index, cells[index] as string);
-      if (!value.ok) {
-        o.rejects.add(formatKey(key), value.reason);
-        if (held) this.#carry(held);
-        return;
-      }
-      properties[this.#names[index]!] = value.value;
-    }
     const entry: SnapshotEntry = held
-      ? { ...held, rowHash: hash }
+      ? { ...held, rowHash: hash, hashes: held.hashes.slice(), ...(held.items ? { items: held.items.slice() } : {}) }
       : { companyId: key.companyId, groupId: key.groupId, rowHash: hash, hashes: new Array(this.#width).fill(null) };
+    const planned = this.#operations(key, cells, hashes, diff, entry);
+    if (!planned.ok) {
+      o.rejects.add(formatKey(key), planned.reason);
+      if (held) this.#carry(held);
+      return;
+    }
+    const { operations, touched } = planned;
+    if (operations.length === 0) {
+      // Only hashes moved (a list reordered, a forgotten property): nothing to send.
+      summary.unchanged++;
+      if (held) this.#carry(entry);
+      return;
+    }
+    await this.#send({ entry, pending: 0, keep: false }, held !== undefined, touched, operations);
+  }
+
+  /**
+   * The operations that bring one group's changed properties to the destination, each with what its
+   * acknowledgement records in `entry`. Values are coerced here, only for the properties sent.
+   */
+  #operations(
+    key: GroupKey,
+    cells: readonly (string | null)[],
+    hashes: readonly (string | null)[],
+    diff: GroupDiff,
+    entry: SnapshotEntry,
+  ): { ok: true; operations: Operation[]; touched: number[] } | { ok: false; reason: string } {
+    const o = this.#o;
+    const summary = o.summary;
+    const ref = o.ref(key);
     const operations: Operation[] = [];
-    if (diff.set.length > 0) {
+    const touched: number[] = [...diff.set, ...diff.setOnce, ...diff.unset];
+    for (const index of diff.forget) entry.hashes[index] = null;
+    for (const [kind, indexes] of [
+      ["set", diff.set],
+      ["set_once", diff.setOnce],
+    ] as const) {
+      if (indexes.length === 0) continue;
+      const properties: Record<string, JsonValue> = {};
+      for (const index of indexes) {
+        const value = o.mapping.value(index, cells[index] as string);
+        if (!value.ok) return value;
+        properties[this.#names[index]!] = value.value;
+      }
       operations.push({
-        op: { kind: "set", ref: o.ref(key), properties },
+        op: { kind, ref, properties },
         apply: () => {
-          for (const index of diff.set) entry.hashes[index] = hashes[index]!;
-          summary.properties_set += diff.set.length;
+          for (const index of indexes) entry.hashes[index] = hashes[index]!;
+          summary.properties_set += indexes.length;
         },
       });
     }
     if (diff.unset.length > 0) {
       operations.push({
-        op: { kind: "unset", ref: o.ref(key), names: diff.unset.map((index) => this.#names[index]!) },
+        op: { kind: "unset", ref, names: diff.unset.map((index) => this.#names[index]!) },
         apply: () => {
           for (const index of diff.unset) entry.hashes[index] = null;
           summary.properties_unset += diff.unset.length;
         },
       });
     }
+    const lists = this.#listChanges(cells, diff.union, entry);
+    if (!lists.ok) return lists;
+    operations.push(...this.#listOperations(ref, lists.changes, hashes, entry));
+    touched.push(...lists.changes.filter((change) => change.sends).map((change) => change.index));
     if (o.plan) {
-      summary.properties_set += diff.set.length;
+      summary.properties_set += diff.set.length + diff.setOnce.length;
       summary.properties_unset += diff.unset.length;
     }
-    await this.#send({ entry, pending: 0, keep: false }, held !== undefined, [...diff.set, ...diff.unset], operations);
+    return { ok: true, operations, touched };
+  }
+
+  /** For each changed `op: union` property: the items to add and to remove, against the items recorded. */
+  #listChanges(
+    cells: readonly (string | null)[],
+    indexes: readonly number[],
+    entry: SnapshotEntry,
+  ): { ok: true; changes: ListChange[] } | { ok: false; reason: string } {
+    const changes: ListChange[] = [];
+    for (const index of indexes) {
+      const rule = this.#rules[index]!;
+      const cell = index < cells.length ? (cells[index] ?? null) : null;
+      let now: ListItem[] = [];
+      if (cell !== null) {
+        const items = this.#o.mapping.items(index, cell);
+        if (!items.ok) return items;
+        now = items.items;
+      }
+      // keep_removed records no items: every current item is (re-)added, which $union makes harmless.
+      const before = rule.keepRemoved ? [] : parseItems(entry.items?.[index] ?? null);
+      const had = new Set(before);
+      const has = new Set(now);
+      const added = now.filter((item) => !had.has(item));
+      const removed = rule.keepRemoved ? [] : before.filter((item) => !has.has(item));
+      changes.push({ index, before, added, removed, sends: added.length + removed.length > 0 });
+    }
+    return { ok: true, changes };
+  }
+
+  /**
+   * One `$union` for every list with items to add, and one `$remove` per item that left a list (the API takes one
+   * item per update). The recorded items follow each acknowledgement; a list's hash moves once all of its
+   * operations were acknowledged.
+   */
+  #listOperations(
+    ref: GroupRef,
+    changes: readonly ListChange[],
+    hashes: readonly (string | null)[],
+    entry: SnapshotEntry,
+  ): Operation[] {
+    const summary = this.#o.summary;
+    const operations: Operation[] = [];
+    const recorded = new Map<number, ListItem[]>();
+    const record = (index: number, items: ListItem[]) => {
+      recorded.set(index, items);
+      if (this.#rules[index]!.keepRemoved) return;
+      entry.items ??= new Array(this.#width).fill(null);
+      entry.items[index] = items.length > 0 ? JSON.stringify(items) : null;
+    };
+    const pending = new Map<number, number>();
+    const settle = (index: number) => {
+      const left = pending.get(index)! - 1;
+      pending.set(index, left);
+      if (left === 0) entry.hashes[index] = hashes[index] ?? null;
+    };
+    for (const change of changes) {
+      recorded.set(change.index, change.before);
+      if (!change.sends) {
+        // Same items (reordered, or duplicates): only the hash moves.
+        entry.hashes[change.index] = hashes[change.index] ?? null;
+        continue;
+      }
+      pending.set(change.index, (change.added.length > 0 ? 1 : 0) + change.removed.length);
+    }
+    const adding = changes.filter((change) => change.added.length > 0);
+    if (adding.length > 0) {
+      const lists: Record<string, ListItem[]> = {};
+      for (const change of adding) lists[this.#names[change.index]!] = change.added;
+      operations.push({
+        op: { kind: "union", ref, lists },
+        apply: () => {
+          for (const change of adding) {
+            record(change.index, [...recorded.get(change.index)!, ...change.added]);
+            settle(change.index);
+          }
+          summary.properties_set += adding.length;
+        },
+      });
+    }
+    for (const change of changes) {
+      for (const item of change.removed) {
+        const name = this.#names[change.index]!;
+        operations.push({
+          op: { kind: "remove", ref, name, item },
+          apply: () => {
+            record(
+              change.index,
+              recorded.get(change.index)!.filter((kept) => kept !== item),
+            );
+            settle(change.index);
+            summary.properties_unset++;
+          },
+        });
+      }
+    }
+    if (this.#o.plan) {
+      summary.properties_set += adding.length;
+      for (const change of changes) summary.properties_unset += change.removed.length;
+    }
+    return operations;
   }
 
   /**

@@ -15,6 +15,7 @@ import type { LoadedSync } from "../config/load.js";
 import { Delivery, type DeliveryOptions } from "../delivery/delivery.js";
 import type { SkippedOperations } from "../delivery/skipped.js";
 import type { Destination } from "../destination.js";
+import { ruleOf } from "../diff/diff-group.js";
 import type { PropertyDefinition } from "../diff/layout.js";
 import { planLayout } from "../diff/layout.js";
 import { GroupsyncError } from "../errors.js";
@@ -362,9 +363,15 @@ async function execute(
       previous,
     );
 
+    const unsetOnDelete = layout.properties.map((property) => {
+      const rule = ruleOf(property.definition);
+      return rule.op === "set" && rule.nulls === "unset";
+    });
     function deleteOperation(entry: SnapshotEntry): GroupOperation | undefined {
       if (sync.mapping.on_delete === "delete") return { kind: "delete", ref: ref(entry) };
-      const set = names.filter((_, i) => entry.hashes[i] !== null);
+      // Only what a null would unset: set_once and nulls: keep values stay, and so do union lists (other writers'
+      // items live in them).
+      const set = names.filter((_, i) => entry.hashes[i] !== null && unsetOnDelete[i]);
       return set.length > 0 ? { kind: "unset", ref: ref(entry), names: set } : undefined;
     }
 

@@ -3,7 +3,7 @@
  * group key plus property cells, or a rejection with its key and reason. Pure; values are coerced only for the
  * properties that are actually sent (an unchanged value costs no coercion).
  */
-import type { MappingConfig, PropertyType } from "../config/schema.js";
+import type { MappingConfig, PropertyOp, PropertyType } from "../config/schema.js";
 import { formatPath } from "../config/yaml-file.js";
 import { ConfigError, type ConfigIssue } from "../errors.js";
 import type { JsonValue } from "../model.js";
@@ -13,13 +13,31 @@ import { coerceValue } from "./coerce.js";
 
 export interface MappedProperty {
   readonly name: string;
-  /** Column, declared type and source kind: a change to any of them re-sends the property. */
+  /**
+   * Column (or constant), declared type, source kind and the per-property options: a change to any of them
+   * re-plans the property (re-sent, except `set_once`, which is never overwritten).
+   */
   readonly definition: string;
+  /** The column read; for a constant, a stand-in named `(constant)` that is not read. */
   readonly column: SourceColumn;
   readonly declared: PropertyType | undefined;
-  /** Index of the column in the rows read. */
+  /** Index of the column in the rows read; -1 for a constant. */
   readonly index: number;
+  /** How the value is sent: `$set`, `$set_once`, or `$union`/`$remove` of list items. */
+  readonly op: PropertyOp;
+  /** `keep`: a NULL never removes the property (nor, for `union`, its items). */
+  readonly nulls: "unset" | "keep";
+  /** `op: union`: never `$remove` an item that left the list. */
+  readonly keepRemoved: boolean;
+  /**
+   * A constant (`value:` in the mapping): the same for every group, never read from the source. Its cell is the
+   * constant's JSON text. Left out of any row hash computed in the warehouse.
+   */
+  readonly constant?: JsonValue;
 }
+
+/** A list item `$union` and `$remove` accept: a string or a number. */
+export type ListItem = string | number;
 
 export type MappedRow =
   | { readonly ok: true; readonly key: GroupKey; readonly cells: readonly (string | null)[] }
@@ -36,7 +54,12 @@ export interface CompiledMapping {
   map(row: RawRow): MappedRow;
   /** The value to send for property `index`, from its non-null cell text. */
   value(index: number, text: string): { ok: true; value: JsonValue } | { ok: false; reason: string };
+  /** `op: union`: the distinct items of property `index`'s list, from its non-null cell text, in list order. */
+  items(index: number, text: string): { ok: true; items: ListItem[] } | { ok: false; reason: string };
 }
+
+/** The source kind of a constant: its cell is JSON text. */
+const CONSTANT_COLUMN: SourceColumn = { name: "(constant)", dbType: "constant", kind: "json" };
 
 export interface CompileOptions {
   readonly hierarchical: boolean;
@@ -98,13 +121,38 @@ export function compileMapping(
   }
   const properties: MappedProperty[] = [];
   for (const [name, spec] of Object.entries(mapping.properties)) {
-    const columnName = typeof spec === "string" ? spec : spec.column;
     const declared = typeof spec === "string" ? undefined : spec.type;
+    const op = typeof spec === "string" ? "set" : (spec.op ?? "set");
+    const nulls = typeof spec === "string" ? "unset" : (spec.nulls ?? "unset");
+    const keepRemoved = typeof spec !== "string" && spec.keep_removed === true;
+    // Options are part of the definition only when not the defaults, so existing states keep their definitions.
+    const options = `${op === "set" ? "" : `|op=${op}`}${nulls === "unset" ? "" : "|nulls=keep"}${keepRemoved ? "|keep_removed" : ""}`;
+    if (typeof spec !== "string" && spec.value !== undefined) {
+      const constant = spec.value as JsonValue;
+      const definition = `=${JSON.stringify(constant)}||constant${options}`;
+      properties.push({
+        name,
+        definition,
+        column: CONSTANT_COLUMN,
+        declared,
+        index: -1,
+        op,
+        nulls,
+        keepRemoved,
+        constant,
+      });
+      continue;
+    }
+    const columnName = typeof spec === "string" ? spec : (spec.column as string);
     const index = need(columnName, typeof spec === "string" ? ["properties", name] : ["properties", name, "column"]);
     if (index < 0) continue;
     const column = needed[index]!;
-    properties.push({ name, definition: `${column.name}|${declared ?? ""}|${column.kind}`, column, declared, index });
+    const definition = `${column.name}|${declared ?? ""}|${column.kind}${options}`;
+    properties.push({ name, definition, column, declared, index, op, nulls, keepRemoved });
   }
+  const constantCells = properties.map((property) =>
+    property.constant === undefined ? undefined : JSON.stringify(property.constant),
+  );
   const cursorIndex = mapping.cursor !== undefined ? need(mapping.cursor, ["cursor"]) : -1;
   const cursorColumn = cursorIndex >= 0 ? needed[cursorIndex]! : undefined;
   if (cursorColumn && !CURSOR_KINDS.has(cursorColumn.kind)) {
@@ -173,7 +221,7 @@ export function compileMapping(
         }
       }
       const cells: (string | null)[] = new Array(properties.length);
-      for (let i = 0; i < properties.length; i++) cells[i] = row[properties[i]!.index] ?? null;
+      for (let i = 0; i < properties.length; i++) cells[i] = constantCells[i] ?? row[properties[i]!.index] ?? null;
       // Not part of the key: the user Segment attributes the group call to. Blank means "none".
       const userId = userIdIndex >= 0 ? row[userIdIndex] : undefined;
       const key = userId != null && userId.trim() !== "" ? { companyId, groupId, userId } : { companyId, groupId };
@@ -181,8 +229,30 @@ export function compileMapping(
     },
     value(index, text) {
       const property = properties[index]!;
+      if (property.constant !== undefined) return { ok: true, value: property.constant };
       const result = coerceValue(text, property.column, property.declared);
       return result.ok ? result : { ok: false, reason: `property ${property.name}: ${result.reason}` };
+    },
+    items(index, text) {
+      const property = properties[index]!;
+      const value = this.value(index, text);
+      if (!value.ok) return value;
+      const list = Array.isArray(value.value) ? value.value : [value.value];
+      const items: ListItem[] = [];
+      const seen = new Set<ListItem>();
+      for (const item of list) {
+        if (typeof item !== "string" && typeof item !== "number") {
+          return {
+            ok: false,
+            reason: `property ${property.name} (op: union): list items must be strings or numbers, got ${JSON.stringify(item)}`,
+          };
+        }
+        if (!seen.has(item)) {
+          seen.add(item);
+          items.push(item);
+        }
+      }
+      return { ok: true, items };
     },
   };
 }

@@ -103,7 +103,20 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
       names.forEach((name, i) => {
         hashes[index.get(name)!] = entry.hashes[i] ?? null;
       });
-      return { companyId: entry.companyId, groupId: entry.groupId, rowHash: entry.rowHash, hashes };
+      const wide: SnapshotEntry = {
+        companyId: entry.companyId,
+        groupId: entry.groupId,
+        rowHash: entry.rowHash,
+        hashes,
+      };
+      if (entry.items) {
+        const items: (string | null)[] = new Array(width).fill(null);
+        names.forEach((name, i) => {
+          items[index.get(name)!] = entry.items![i] ?? null;
+        });
+        wide.items = items;
+      }
+      return wide;
     };
   const streams: Stream[] = [];
   if (previous) {
@@ -111,7 +124,10 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
     const map = prefix
       ? (() => {
           const into = widen(prefix.properties.map((property) => property.name));
-          return (entry: SnapshotEntry) => into({ ...entry, hashes: prefix.translate(entry.hashes) });
+          // Item lists (op: union) are not translated into the killed run's layout: they are dropped, and a later
+          // run re-sends $union for every item (idempotent), but can no longer $remove the ones it forgot.
+          return ({ items: _items, ...entry }: SnapshotEntry) =>
+            into({ ...entry, hashes: prefix.translate(entry.hashes) });
         })()
       : widen(names);
     streams.push(new Stream(options.paths.snapshot(previous.snapshot.file), false, map));

@@ -8,7 +8,10 @@
  *   blocks: u32 payload length, u32 record count, 16-byte MD5 of the payload, payload
  *   footer: u32 0xFFFFFFFF, u64 total record count
  * Record: varint+UTF-8 Group ID, varint+UTF-8 Company ID (hierarchical only), 8-byte row hash,
- *   a bitmap of which properties are set, then 8 bytes of hash for each set property.
+ *   a bitmap of which properties are set, then 8 bytes of hash for each set property; format 2 adds a varint count
+ *   of item lists, then for each a varint property index and a varint+UTF-8 JSON array (`op: union` properties: the
+ *   items groupsync added that the destination acknowledged, so a later run can `$remove` the ones that left).
+ *   Format 1 files (no item lists) are still read.
  * Every block is checked against its MD5 before use, and a missing footer means a truncated file: corruption is
  * always a StateError, never a silent full re-send.
  */
@@ -30,6 +33,8 @@ export interface SnapshotHeader {
   /** Property names, in the order of each entry's `hashes`. */
   readonly properties: readonly string[];
   readonly hierarchical: boolean;
+  /** Set when read from a format 1 file (no item lists); new files are always written in format 2. */
+  readonly format?: 1;
 }
 
 /** One group as the destination holds it. Hashes are 8-character latin1 strings (8 bytes); null = not set. */
@@ -37,6 +42,11 @@ export interface SnapshotEntry extends GroupKey {
   /** Hash of the whole row as last fully acknowledged; UNKNOWN_HASH when only part of it was. */
   rowHash: string;
   readonly hashes: (string | null)[];
+  /**
+   * `op: union` properties: the list items groupsync added and the destination acknowledged, as a JSON array text,
+   * by property index (same layout as `hashes`); absent or null where there are none.
+   */
+  items?: (string | null)[];
 }
 
 function writeVarint(buffer: Buffer, offset: number, value: number): number {
@@ -76,7 +86,10 @@ export class SnapshotWriter {
       throw stateWriteError(path, error);
     }
     const writer = new SnapshotWriter(file, path, header);
-    const json = Buffer.from(JSON.stringify({ format: 1, ...header }), "utf8");
+    const json = Buffer.from(
+      JSON.stringify({ format: 2, properties: header.properties, hierarchical: header.hierarchical }),
+      "utf8",
+    );
     const length = Buffer.alloc(4);
     length.writeUInt32LE(json.length);
     await writer.#io(() => file.write(Buffer.concat([MAGIC, length, json])));
@@ -107,8 +120,22 @@ export class SnapshotWriter {
     const bitmapBytes = (this.#properties + 7) >> 3;
     let set = 0;
     for (const hash of entry.hashes) if (hash !== null) set++;
+    const lists: [number, Buffer][] = [];
+    entry.items?.forEach((items, index) => {
+      if (items !== null && items !== undefined && index < this.#properties) {
+        lists.push([index, Buffer.from(items, "utf8")]);
+      }
+    });
+    let listBytes = 5;
+    for (const [, text] of lists) listBytes += 10 + text.length;
     const size =
-      10 + groupId.length + (companyId ? 5 + companyId.length : 0) + HASH_BYTES + bitmapBytes + set * HASH_BYTES;
+      10 +
+      groupId.length +
+      (companyId ? 5 + companyId.length : 0) +
+      HASH_BYTES +
+      bitmapBytes +
+      set * HASH_BYTES +
+      listBytes;
     if (this.#used + size > this.#block.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + size));
       this.#block.copy(bigger, 0, 0, this.#used);
@@ -130,6 +157,12 @@ export class SnapshotWriter {
     for (let i = 0; i < this.#properties; i++) {
       const hash = entry.hashes[i];
       if (hash !== null && hash !== undefined) o += b.write(hash, o, HASH_BYTES, "latin1");
+    }
+    o = writeVarint(b, o, lists.length);
+    for (const [index, text] of lists) {
+      o = writeVarint(b, o, index);
+      o = writeVarint(b, o, text.length);
+      o += text.copy(b, o);
     }
     this.#used = o;
     this.#blockRecords++;
@@ -232,10 +265,18 @@ async function readHeader(file: FileHandle, path: string): Promise<SnapshotHeade
       properties?: unknown;
       hierarchical?: unknown;
     };
-    if (header.format !== 1 || !Array.isArray(header.properties) || typeof header.hierarchical !== "boolean") {
+    if (
+      (header.format !== 1 && header.format !== 2) ||
+      !Array.isArray(header.properties) ||
+      typeof header.hierarchical !== "boolean"
+    ) {
       throw corrupt(path, "unknown header format");
     }
-    return { properties: header.properties as string[], hierarchical: header.hierarchical };
+    return {
+      properties: header.properties as string[],
+      hierarchical: header.hierarchical,
+      ...(header.format === 1 ? { format: 1 } : {}),
+    };
   } catch (error) {
     if (error instanceof StateError) throw error;
     throw corrupt(path, "header is not valid JSON");
@@ -255,6 +296,7 @@ export async function* readSnapshot(
     const header = await readHeader(file, path);
     const properties = header.properties.length;
     const bitmapBytes = (properties + 7) >> 3;
+    const withItems = header.format !== 1;
     let total = 0;
     for (;;) {
       let head: Buffer;
@@ -322,8 +364,20 @@ export async function* readSnapshot(
             hashes[i] = null;
           }
         }
+        let items: (string | null)[] | undefined;
+        if (withItems) {
+          const lists = varint();
+          for (let l = 0; l < lists; l++) {
+            const index = varint();
+            const length = varint();
+            if (index >= properties) throw corrupt(path, "item list of an unknown property");
+            items ??= new Array(properties).fill(null);
+            items[index] = payload.toString("utf8", o, o + length);
+            o += length;
+          }
+        }
         if (o > payload.length) throw corrupt(path, "record runs past its block");
-        entries[r] = { companyId, groupId, rowHash, hashes };
+        entries[r] = items ? { companyId, groupId, rowHash, hashes, items } : { companyId, groupId, rowHash, hashes };
       }
       if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
       total += records;

@@ -6,7 +6,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { type MixpanelReceiver, startMixpanelReceiver } from "../../connectors/mixpanel/contract-receiver.js";
+import {
+  type MixpanelReceiver,
+  type ReceiverOptions,
+  startMixpanelReceiver,
+} from "../../connectors/mixpanel/contract-receiver.js";
 import { type LoadedConfig, loadConfig } from "../../src/config/load.js";
 import { connectors } from "../../src/connectors.js";
 import { type RunSyncOptions, runSync } from "../../src/engine/run-sync.js";
@@ -26,6 +30,8 @@ export interface E2EOptions {
   /** Extra keys for the sync block (YAML lines, indented by the caller). */
   readonly syncExtra?: string;
   readonly destinationExtra?: string;
+  /** More receiver options (e.g. the Query API's service account). */
+  readonly receiver?: Partial<ReceiverOptions>;
 }
 
 export interface E2E {
@@ -52,6 +58,7 @@ export async function startE2E(options: E2EOptions): Promise<E2E> {
     token: TOKEN,
     hierarchical: options.hierarchical ?? false,
     ...(options.perRecordErrors !== undefined ? { perRecordErrors: options.perRecordErrors } : {}),
+    ...options.receiver,
   });
   const dir = mkdtempSync(join(tmpdir(), "groupsync-e2e-"));
   const configFile = join(dir, "sync.config.yaml");

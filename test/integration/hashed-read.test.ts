@@ -178,6 +178,7 @@ properties:
   plan: plan
   seats: seats
   tags: { column: tags, type: list }
+  synced_by: { value: groupsync }
 on_delete: delete
 `;
 
@@ -196,6 +197,7 @@ async function expected(e2e: E2E) {
     if (row.plan !== null) profile.plan = row.plan;
     if (row.seats !== null) profile.seats = row.seats;
     if (row.tags !== null) profile.tags = row.tags;
+    profile.synced_by = "groupsync";
     out[row.id] = profile;
   }
   return out;
@@ -261,12 +263,12 @@ describe("runs with hash push-down", () => {
         { $group_key: "company", $group_id: "acc-0002", $unset: ["seats", "tags"] },
         { $group_key: "company", $group_id: "acc-0004", $set: { tags: ["t9", "t1"] } },
         { $group_key: "company", $group_id: "acc-0005", $delete: "" },
-        { $group_key: "company", $group_id: "acc-9999", $set: { $name: "New", seats: 1 } },
+        { $group_key: "company", $group_id: "acc-9999", $set: { $name: "New", seats: 1, synced_by: "groupsync" } },
       ].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
     );
     // The duplicated key's profile is kept as it was; everything else equals the table.
     const want = await expected(e2e);
-    want["acc-0010"] = { $name: "Account 10", seats: 10, tags: ["t2"] };
+    want["acc-0010"] = { $name: "Account 10", seats: 10, tags: ["t2"], synced_by: "groupsync" };
     assert.deepEqual(e2e.profiles(), want);
     await e2e.db.query("delete from accounts where id = 'acc-0010' and name = 'Twin'");
   });

@@ -362,7 +362,7 @@ describe("loadConfig: broken files", () => {
           6,
           10,
           "properties.seats",
-          "expected a string or a mapping with keys column, type; found 42",
+          "expected a string or a mapping with keys column, value, type, op, keep_removed, nulls; found 42",
         ),
         at(
           "mappings/bad-type.yaml",

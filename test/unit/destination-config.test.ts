@@ -152,3 +152,77 @@ describe("Segment's userId or anonymousId", () => {
     assert.match(found[0]!, /^user_id: user_id names the user of Segment group calls.*posthog/);
   });
 });
+
+describe("per-property options each destination supports", () => {
+  const OPTIONS = `  plan: { column: plan, nulls: keep }\n  synced_by: { value: groupsync }\n`;
+  const REFUSED = `  first_plan: { column: plan, op: set_once }\n  tags:\n    column: tags\n    op: union\n`;
+  const SEGMENT = "  seg:\n    type: segment\n    write_key: wk\n    anonymous_id: groupsync\n";
+
+  for (const [type, destinations] of [
+    ["posthog", POSTHOG],
+    ["segment", SEGMENT],
+  ] as const) {
+    const name = type === "posthog" ? "ph" : "seg";
+    test(`${type}: value constants and nulls: keep are accepted`, async () => {
+      const loaded = await load({
+        destinations,
+        syncs: sync("s", name, "m.yaml"),
+        mappings: { "m.yaml": mapping("company").replace("  name: name\n", `  name: name\n${OPTIONS}`) },
+      });
+      assert.deepEqual(loaded.syncs[0]?.mapping.properties.synced_by, { value: "groupsync" });
+    });
+    test(`${type}: op set_once and op union are refused with file, line and key`, async () => {
+      const error = await load({
+        destinations,
+        syncs: sync("s", name, "m.yaml"),
+        mappings: { "m.yaml": mapping("company").replace("  name: name\n", `  name: name\n${REFUSED}`) },
+      }).then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      assert.ok(error instanceof ConfigError, String(error));
+      const found = error.issues.map((issue) => [issue.file.endsWith("m.yaml"), issue.line, issue.path, issue.message]);
+      assert.equal(found.length, 2, JSON.stringify(found));
+      assert.deepEqual(found[0]!.slice(0, 3), [true, 6, "properties.first_plan.op"]);
+      assert.match(
+        String(found[0]![3]),
+        new RegExp(`op: set_once cannot be used with destination "${name}".*use op: set`),
+      );
+      assert.deepEqual(found[1]!.slice(0, 3), [true, 9, "properties.tags.op"]);
+      assert.match(String(found[1]![3]), /op: union cannot be used .*use op: set to send the whole list/);
+    });
+  }
+
+  test("mixpanel takes every option", async () => {
+    const loaded = await load({
+      destinations: "  mp:\n    type: mixpanel\n    project_token: tok\n",
+      syncs: sync("s", "mp", "m.yaml"),
+      mappings: {
+        "m.yaml": mapping("company").replace(
+          "  name: name\n",
+          `  name: name\n${OPTIONS}${REFUSED}    keep_removed: true\n  sources: { value: [warehouse], op: union }\n`,
+        ),
+      },
+    });
+    assert.equal(loaded.syncs[0]?.mapping.properties.tags && typeof loaded.syncs[0].mapping.properties.tags, "object");
+  });
+
+  test("mapping errors: column and value together, keep_removed without union, a list constant without union", async () => {
+    const found = await messages({
+      destinations: "  mp:\n    type: mixpanel\n    project_token: tok\n",
+      syncs: sync("s", "mp", "m.yaml"),
+      mappings: {
+        "m.yaml": mapping("company").replace(
+          "  name: name\n",
+          "  a: { column: x, value: 1 }\n  b: { column: y, keep_removed: true }\n  c: { value: [x] }\n  d: { op: set }\n",
+        ),
+      },
+    });
+    assert.deepEqual(found, [
+      "properties.a.value: give exactly one of `column` (a warehouse column) or `value` (a constant)",
+      "properties.b.keep_removed: only applies to op: union (items that left the list); remove it or set op: union",
+      "properties.c.value: a list constant needs op: union (or write it as a column)",
+      "properties.d: give exactly one of `column` (a warehouse column) or `value` (a constant)",
+    ]);
+  });
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { diffGroup } from "../../src/diff/diff-group.js";
+import { diffGroup, type PropertyRule } from "../../src/diff/diff-group.js";
 
 // Hashes are opaque strings here; "a1" stands for the hash of some value.
 const cases: {
@@ -56,9 +56,60 @@ for (const c of cases) {
 
 test("a backfill (setAll) sets every non-null property, unchanged ones too, and still unsets", () => {
   assert.deepEqual(diffGroup(["a", "b", null, "d"], ["a", null, "c", "d"], { setAll: true }), {
+    setOnce: [],
+    union: [],
+    forget: [],
     set: [0, 2, 3],
     unset: [1],
   });
-  assert.deepEqual(diffGroup(["a", "x"], ["a"], { setAll: true }), { set: [0], unset: [1] }, "retired property");
-  assert.deepEqual(diffGroup(undefined, [null, null], { setAll: true }), { set: [], unset: [] });
+  assert.deepEqual(
+    diffGroup(["a", "x"], ["a"], { setAll: true }),
+    {
+      setOnce: [],
+      union: [],
+      forget: [],
+      set: [0],
+      unset: [1],
+    },
+    "retired property",
+  );
+  assert.deepEqual(diffGroup(undefined, [null, null], { setAll: true }), {
+    setOnce: [],
+    union: [],
+    forget: [],
+    set: [],
+    unset: [],
+  });
+});
+
+test("per-property rules: set_once, nulls keep, union, and retired properties that must not be unset", () => {
+  const once = { op: "set_once", nulls: "unset", keepRemoved: false } as const;
+  const keep = { op: "set", nulls: "keep", keepRemoved: false } as const;
+  const union = { op: "union", nulls: "unset", keepRemoved: false } as const;
+  const unionKeep = { op: "union", nulls: "unset", keepRemoved: true } as const;
+  const rules: PropertyRule[] = [once, keep, union];
+  const diff = (held: (string | null)[] | undefined, current: (string | null)[], more = rules, setAll = false) => {
+    const { set, setOnce, unset, union, forget } = diffGroup(held, current, { rules: more, setAll });
+    return { set, setOnce, unset, union, forget };
+  };
+  const none = { set: [], setOnce: [], unset: [], union: [], forget: [] };
+  assert.deepEqual(diff(undefined, ["a", "b", "c"]), { ...none, set: [1], setOnce: [0], union: [2] }, "new group");
+  assert.deepEqual(diff(["a", "b", "c"], ["A", "b", "c"]), none, "set_once is never overwritten");
+  assert.deepEqual(diff(["a", "b", "c"], [null, "b", "c"]), none, "set_once is never unset");
+  assert.deepEqual(diff([null, "b", "c"], ["a", "b", "c"]), { ...none, setOnce: [0] }, "set_once once it has a value");
+  assert.deepEqual(diff(["a", "b", "c"], ["a", null, "c"]), none, "nulls: keep never unsets");
+  assert.deepEqual(diff(["a", "b", "c"], ["a", "B", "C"]), { ...none, set: [1], union: [2] }, "changed list");
+  assert.deepEqual(diff(["a", "b", "c"], ["a", "b", null]), { ...none, union: [2] }, "null list: remove the items");
+  assert.deepEqual(diff(["a", "b", "c"], ["a", "b", "c"], rules, true), {
+    ...none,
+    setOnce: [0],
+    set: [1],
+    union: [2],
+  });
+  const retired = [keep, once, keep, union, unionKeep];
+  assert.deepEqual(
+    diff(["k", "o", "x", "u", "v"], ["k"], retired),
+    { ...none, forget: [1, 2, 4], union: [3] },
+    "retired: set_once and nulls keep are forgotten, union items removed",
+  );
 });

@@ -71,3 +71,70 @@ test("a foreign file is refused", async () => {
     (error: unknown) => error instanceof StateError && /not a groupsync snapshot/.test(error.message),
   );
 });
+
+test("format 2 records the item lists of union properties, in the entry's layout", async () => {
+  const path = join(dir, "items.bin");
+  const entries: SnapshotEntry[] = [
+    {
+      companyId: "",
+      groupId: "a",
+      rowHash: h("r"),
+      hashes: [h("1"), h("2"), null],
+      items: [null, '["x","ü",3]', null],
+    },
+    { companyId: "", groupId: "b", rowHash: h("r"), hashes: [null, null, null] },
+    { companyId: "", groupId: "c", rowHash: h("r"), hashes: [null, h("2"), h("3")], items: [null, "[1]", '["z"]'] },
+  ];
+  await write(path, entries, false);
+  assert.deepEqual(await readAll(path), entries);
+  assert.equal(
+    JSON.parse(
+      readFileSync(path)
+        .subarray(12, 12 + readFileSync(path).readUInt32LE(8))
+        .toString(),
+    ).format,
+    2,
+  );
+});
+
+test("format 1 files (before item lists) are still read", async () => {
+  // Hand-made, as groupsync 0.1 wrote it: magic, header, one block of two flat records, footer.
+  const records = Buffer.concat([
+    Buffer.from([1]),
+    Buffer.from("a"),
+    Buffer.from(h("r"), "latin1"),
+    Buffer.from([0b011]),
+    Buffer.from(h("1") + h("2"), "latin1"),
+    Buffer.from([1]),
+    Buffer.from("b"),
+    Buffer.from(h("s"), "latin1"),
+    Buffer.from([0]),
+  ]);
+  const header = Buffer.from(JSON.stringify({ format: 1, properties: ["p", "q"], hierarchical: false }));
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(records.length, 0);
+  head.writeUInt32LE(2, 4);
+  const { createHash } = await import("node:crypto");
+  const footer = Buffer.alloc(12);
+  footer.writeUInt32LE(0xffffffff, 0);
+  footer.writeBigUInt64LE(2n, 4);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length);
+  const path = join(dir, "format1.bin");
+  writeFileSync(
+    path,
+    Buffer.concat([
+      Buffer.from("GSSNAP1\n", "latin1"),
+      length,
+      header,
+      head,
+      createHash("md5").update(records).digest(),
+      records,
+      footer,
+    ]),
+  );
+  assert.deepEqual(await readAll(path), [
+    { companyId: "", groupId: "a", rowHash: h("r"), hashes: [h("1"), h("2")] },
+    { companyId: "", groupId: "b", rowHash: h("s"), hashes: [null, null] },
+  ]);
+});

@@ -594,7 +594,7 @@ describe("failures mid-stream", { timeout: 60_000 }, () => {
   test("a result download that stalls fails after fetch_timeout instead of hanging", { timeout: 15_000 }, async () => {
     standIn.chunkFaults(({ index }) => (index === 1 ? "hang" : undefined));
     try {
-      const source = snowflakeSource(standIn, { fetch_timeout: "400ms" });
+      const source = snowflakeSource(standIn, { fetch_timeout: "2s" });
       const started = Date.now();
       let received = 0;
       await assert.rejects(

@@ -21,6 +21,8 @@ export interface Layout {
   translate(previous: readonly (string | null)[]): (string | null)[];
   /** Translates a previous entry's item lists (`op: union`) into this layout; a changed definition keeps them. */
   translateItems(previous: readonly (string | null)[] | undefined): (string | null)[] | undefined;
+  /** Whether the previous snapshot has exactly this layout (entries need no translation). */
+  readonly identity: boolean;
 }
 
 /**
@@ -53,6 +55,7 @@ export function planLayout(mapping: readonly PropertyDefinition[], previous: rea
   return {
     properties,
     current: mapping.length,
+    identity,
     translate(hashes) {
       if (identity) return hashes.slice();
       const out: (string | null)[] = new Array(source.length);

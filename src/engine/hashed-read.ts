@@ -115,7 +115,7 @@ export class HashedRead {
     const spec = o.mapping.readSpec;
     const width = spec.columns.length;
     const keyIndexes = spec.orderBy.map((column) => spec.columns.indexOf(column));
-    const previous = new EntryCursor(o.previousPath);
+    const previous = new EntryCursor(o.previousPath, { keysOnly: true });
     let rows = 0;
     let groups = 0;
     let changed = 0;

@@ -110,7 +110,11 @@ export class Merge {
   /** The cells the source's row hash covers (constants are not in the source). */
   readonly #hashed: (cells: readonly (string | null)[]) => readonly (string | null)[];
 
+  /** Entries of the previous snapshot can be written as they are (same layout, comparable row hashes). */
+  readonly #passThrough: boolean;
+
   constructor(options: MergeOptions, previous: EntryCursor) {
+    this.#passThrough = options.layout.identity && options.rowHashesValid;
     this.#hashed = hashedCells(options.mapping);
     this.#o = options;
     this.#previous = previous;
@@ -152,7 +156,7 @@ export class Merge {
   /** A previous entry the read did not return. */
   async #absent(entry: SnapshotEntry): Promise<void> {
     const o = this.#o;
-    if (!o.mirror || !o.covers(entry)) return this.#carry(this.translate(entry));
+    if (!o.mirror || !o.covers(entry)) return this.#carry(this.#passThrough ? entry : this.translate(entry));
     o.summary.delete_candidates++;
     await o.spill(this.translate(entry));
   }
@@ -174,13 +178,13 @@ export class Merge {
       }
       await this.#absent(next);
     }
-    const held = previous ? this.translate(previous) : undefined;
     if (carry) {
       // A hashed read found the row unchanged (or gone before it could be fetched): the destination holds the entry.
-      if (held) this.#carry(held);
+      if (previous) this.#carry(this.#passThrough ? previous : this.translate(previous));
       if (carry === "unchanged") summary.unchanged++;
       return;
     }
+    const held = previous ? this.translate(previous) : undefined;
     if (copies > 1) {
       o.rejects.add(formatKey(key), `Group ID seen ${copies} times in this run; Group IDs must be unique`, copies);
       if (held) this.#carry(held);
@@ -191,7 +195,8 @@ export class Merge {
     const hash = (o.rowHash ?? rowHash)(this.#hashed(cells));
     if (diff === NO_CHANGE) {
       summary.unchanged++;
-      if (held) this.#carry({ ...held, rowHash: hash });
+      // The entry as read when nothing about it changed: the snapshot writer copies its bytes.
+      if (held) this.#carry(this.#passThrough && previous!.rowHash === hash ? previous! : { ...held, rowHash: hash });
       return;
     }
     const entry: SnapshotEntry = held

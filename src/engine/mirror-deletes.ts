@@ -60,12 +60,14 @@ export async function sendMirrorDeletes(options: DeleteOptions): Promise<unknown
   const cursor = new EntryCursor(options.candidates);
   if (!skip) await journal.nextSection();
   try {
-    for (let entry = await cursor.peek(); entry; entry = await cursor.peek()) {
+    for (let stored = await cursor.peek(); stored; stored = await cursor.peek()) {
       cursor.skip();
       if (skip) {
-        await keep(entry);
+        await keep(stored);
         continue;
       }
+      // Entries read from a file are frozen: a failed delete changes this copy.
+      const entry = { ...stored, hashes: stored.hashes.slice() };
       const op = options.operation(entry);
       if (!op) continue; // on_delete unset with nothing set: nothing to remove
       const slot: Slot = { entry, pending: 1, keep: true };

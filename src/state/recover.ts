@@ -126,8 +126,13 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
           const into = widen(prefix.properties.map((property) => property.name));
           // Item lists (op: union) are not translated into the killed run's layout: they are dropped, and a later
           // run re-sends $union for every item (idempotent), but can no longer $remove the ones it forgot.
-          return ({ items: _items, ...entry }: SnapshotEntry) =>
-            into({ ...entry, hashes: prefix.translate(entry.hashes) });
+          return (entry: SnapshotEntry) =>
+            into({
+              companyId: entry.companyId,
+              groupId: entry.groupId,
+              rowHash: entry.rowHash,
+              hashes: prefix.translate(entry.hashes),
+            });
         })()
       : widen(names);
     streams.push(new Stream(options.paths.snapshot(previous.snapshot.file), false, map));

@@ -8,8 +8,9 @@ export class EntryCursor {
   #index = 0;
   #done: boolean;
 
-  constructor(path: string | undefined) {
-    this.#blocks = path === undefined ? undefined : readSnapshot(path)[Symbol.asyncIterator]();
+  /** `keysOnly`: entries carry keys and row hashes only (see `readSnapshot`). */
+  constructor(path: string | undefined, options: { readonly keysOnly?: boolean } = {}) {
+    this.#blocks = path === undefined ? undefined : readSnapshot(path, options)[Symbol.asyncIterator]();
     this.#done = path === undefined;
   }
 

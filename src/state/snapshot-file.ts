@@ -49,6 +49,103 @@ export interface SnapshotEntry extends GroupKey {
   items?: (string | null)[];
 }
 
+/**
+ * An entry read from a file, which keeps its record's bytes: a writer with the same record shape copies them
+ * instead of encoding the entry again (an unchanged group costs a memcpy), and its hashes and item lists are decoded
+ * only when asked for (most entries of a run are carried as they are). It is frozen, and so are its arrays, so the
+ * bytes always say what the entry says: code that changes an entry changes a copy (and a copy has no bytes).
+ */
+class StoredEntry implements SnapshotEntry {
+  readonly companyId: string;
+  readonly groupId: string;
+  readonly rowHash: string;
+  readonly #raw: Buffer;
+  /** Where the bitmap starts in `#raw`. */
+  readonly #bitmap: number;
+  readonly #shape: Shape;
+  #hashes: (string | null)[] | undefined;
+  #items: (string | null)[] | undefined;
+
+  constructor(companyId: string, groupId: string, rowHash: string, raw: Buffer, bitmap: number, shape: Shape) {
+    this.companyId = companyId;
+    this.groupId = groupId;
+    this.rowHash = rowHash;
+    this.#raw = raw;
+    this.#bitmap = bitmap;
+    this.#shape = shape;
+    Object.freeze(this);
+  }
+
+  get hashes(): (string | null)[] {
+    if (!this.#hashes) this.#decode();
+    return this.#hashes!;
+  }
+
+  get items(): (string | null)[] | undefined {
+    if (!this.#hashes) this.#decode();
+    return this.#items;
+  }
+
+  #decode(): void {
+    const raw = this.#raw;
+    const { properties, withItems } = this.#shape;
+    const bitmap = this.#bitmap;
+    let o = bitmap + ((properties + 7) >> 3);
+    const hashes: (string | null)[] = new Array(properties);
+    for (let i = 0; i < properties; i++) {
+      if (raw[bitmap + (i >> 3)]! & (1 << (i & 7))) {
+        hashes[i] = raw.toString("latin1", o, o + HASH_BYTES);
+        o += HASH_BYTES;
+      } else {
+        hashes[i] = null;
+      }
+    }
+    if (withItems) {
+      let items: (string | null)[] | undefined;
+      const varint = (): number => {
+        let value = 0;
+        let shift = 0;
+        for (;;) {
+          const byte = raw[o++]!;
+          value += (byte & 0x7f) * 2 ** shift;
+          if (byte < 0x80) return value;
+          shift += 7;
+        }
+      };
+      const lists = varint();
+      for (let l = 0; l < lists; l++) {
+        const index = varint();
+        const length = varint();
+        items ??= new Array(properties).fill(null);
+        items[index] = raw.toString("utf8", o, o + length);
+        o += length;
+      }
+      if (items) this.#items = Object.freeze(items) as (string | null)[];
+    }
+    this.#hashes = Object.freeze(hashes) as (string | null)[];
+  }
+
+  /** The record's bytes, if they fit a file of this shape as they are. */
+  static raw(entry: SnapshotEntry, shape: Shape): Buffer | undefined {
+    return entry instanceof StoredEntry && entry.#shape.key === shape.key ? entry.#raw : undefined;
+  }
+}
+
+/** What a record's bytes depend on: item lists or not, a Company ID or not, the width of the bitmap. */
+interface Shape {
+  readonly withItems: boolean;
+  readonly hierarchical: boolean;
+  readonly properties: number;
+  readonly key: string;
+}
+
+const recordShape = (withItems: boolean, hierarchical: boolean, properties: number): Shape => ({
+  withItems,
+  hierarchical,
+  properties,
+  key: `${withItems ? 2 : 1}|${hierarchical}|${properties}`,
+});
+
 function writeVarint(buffer: Buffer, offset: number, value: number): number {
   let v = value;
   let o = offset;
@@ -70,12 +167,14 @@ export class SnapshotWriter {
   #total = 0;
   readonly #properties: number;
   readonly #hierarchical: boolean;
+  readonly #shape: Shape;
 
   private constructor(file: FileHandle, path: string, header: SnapshotHeader) {
     this.#file = file;
     this.#path = path;
     this.#properties = header.properties.length;
     this.#hierarchical = header.hierarchical;
+    this.#shape = recordShape(true, header.hierarchical, header.properties.length);
   }
 
   static async create(path: string, header: SnapshotHeader): Promise<SnapshotWriter> {
@@ -115,6 +214,19 @@ export class SnapshotWriter {
 
   /** Adds one entry; writes a block to disk when the current one is full. */
   async add(entry: SnapshotEntry): Promise<void> {
+    const raw = StoredEntry.raw(entry, this.#shape);
+    if (raw) {
+      if (this.#used + raw.length > this.#block.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + raw.length));
+        this.#block.copy(bigger, 0, 0, this.#used);
+        this.#block = bigger;
+      }
+      this.#used += raw.copy(this.#block, this.#used);
+      this.#blockRecords++;
+      this.#total++;
+      if (this.#used >= BLOCK_TARGET) await this.#flushBlock();
+      return;
+    }
     const groupId = Buffer.from(entry.groupId, "utf8");
     const companyId = this.#hierarchical ? Buffer.from(entry.companyId, "utf8") : undefined;
     const bitmapBytes = (this.#properties + 7) >> 3;
@@ -289,7 +401,11 @@ async function readHeader(file: FileHandle, path: string): Promise<SnapshotHeade
  */
 export async function* readSnapshot(
   path: string,
-  options: { readonly tolerateTruncation?: boolean } = {},
+  options: {
+    readonly tolerateTruncation?: boolean;
+    /** Only keys and row hashes: `hashes` is empty and `items` absent (a hashed read's first pass). */
+    readonly keysOnly?: boolean;
+  } = {},
 ): AsyncGenerator<SnapshotEntry[], SnapshotHeader | undefined> {
   const file = await open(path, "r");
   try {
@@ -297,6 +413,9 @@ export async function* readSnapshot(
     const properties = header.properties.length;
     const bitmapBytes = (properties + 7) >> 3;
     const withItems = header.format !== 1;
+    const shape = recordShape(withItems, header.hierarchical, properties);
+    const keysOnly = options.keysOnly === true;
+    const none = Object.freeze([]) as unknown as (string | null)[];
     let total = 0;
     for (;;) {
       let head: Buffer;
@@ -342,6 +461,7 @@ export async function* readSnapshot(
         }
       };
       for (let r = 0; r < records; r++) {
+        const start = o;
         const idLength = varint();
         const groupId = payload.toString("utf8", o, o + idLength);
         o += idLength;
@@ -355,29 +475,23 @@ export async function* readSnapshot(
         o += HASH_BYTES;
         const bitmap = o;
         o += bitmapBytes;
-        const hashes: (string | null)[] = new Array(properties);
-        for (let i = 0; i < properties; i++) {
-          if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) {
-            hashes[i] = payload.toString("latin1", o, o + HASH_BYTES);
-            o += HASH_BYTES;
-          } else {
-            hashes[i] = null;
-          }
-        }
-        let items: (string | null)[] | undefined;
+        if (o > payload.length) throw corrupt(path, "record runs past its block");
+        let set = 0;
+        for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) set++;
+        o += set * HASH_BYTES;
         if (withItems) {
           const lists = varint();
           for (let l = 0; l < lists; l++) {
             const index = varint();
             const length = varint();
             if (index >= properties) throw corrupt(path, "item list of an unknown property");
-            items ??= new Array(properties).fill(null);
-            items[index] = payload.toString("utf8", o, o + length);
             o += length;
           }
         }
         if (o > payload.length) throw corrupt(path, "record runs past its block");
-        entries[r] = items ? { companyId, groupId, rowHash, hashes, items } : { companyId, groupId, rowHash, hashes };
+        entries[r] = keysOnly
+          ? { companyId, groupId, rowHash, hashes: none }
+          : new StoredEntry(companyId, groupId, rowHash, payload.subarray(start, o), bitmap - start, shape);
       }
       if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
       total += records;
@@ -386,4 +500,16 @@ export async function* readSnapshot(
   } finally {
     await file.close();
   }
+}
+
+/** An entry as a plain object with its own arrays (for comparing and printing; entries read from files are lazy). */
+export function plainEntry(entry: SnapshotEntry): SnapshotEntry {
+  const items = entry.items;
+  return {
+    companyId: entry.companyId,
+    groupId: entry.groupId,
+    rowHash: entry.rowHash,
+    hashes: entry.hashes.slice(),
+    ...(items ? { items: items.slice() } : {}),
+  };
 }

@@ -7,7 +7,13 @@ import { planLayout } from "../../src/diff/layout.js";
 import { type Checkpoint, writeCheckpoint } from "../../src/state/checkpoint.js";
 import { Journal } from "../../src/state/journal.js";
 import { recoverJournals } from "../../src/state/recover.js";
-import { readSnapshot, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "../../src/state/snapshot-file.js";
+import {
+  plainEntry,
+  readSnapshot,
+  type SnapshotEntry,
+  SnapshotWriter,
+  UNKNOWN_HASH,
+} from "../../src/state/snapshot-file.js";
 import { syncStatePaths } from "../../src/state/state-dir.js";
 
 const identity = { sync: "s", group_key: "company", hierarchical: false, destination: "mixpanel:x" };
@@ -16,7 +22,7 @@ const key = (groupId: string) => ({ companyId: "", groupId });
 
 async function readAll(path: string): Promise<SnapshotEntry[]> {
   const out: SnapshotEntry[] = [];
-  for await (const block of readSnapshot(path)) out.push(...block);
+  for await (const block of readSnapshot(path)) out.push(...block.map(plainEntry));
   return out;
 }
 

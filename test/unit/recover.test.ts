@@ -6,7 +6,13 @@ import { test } from "node:test";
 import { type Checkpoint, readCheckpoint, writeCheckpoint } from "../../src/state/checkpoint.js";
 import { Journal } from "../../src/state/journal.js";
 import { recoverJournals } from "../../src/state/recover.js";
-import { readSnapshot, type SnapshotEntry, SnapshotWriter, UNKNOWN_HASH } from "../../src/state/snapshot-file.js";
+import {
+  plainEntry,
+  readSnapshot,
+  type SnapshotEntry,
+  SnapshotWriter,
+  UNKNOWN_HASH,
+} from "../../src/state/snapshot-file.js";
 import { syncStatePaths } from "../../src/state/state-dir.js";
 
 const identity = { sync: "s", group_key: "company", hierarchical: false, destination: "mixpanel:x" };
@@ -14,7 +20,7 @@ const h = (s: string) => s.padEnd(8, "_");
 
 async function readAll(path: string): Promise<SnapshotEntry[]> {
   const out: SnapshotEntry[] = [];
-  for await (const block of readSnapshot(path)) out.push(...block);
+  for await (const block of readSnapshot(path)) out.push(...block.map(plainEntry));
   return out;
 }
 

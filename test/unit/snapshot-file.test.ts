@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { StateError } from "../../src/errors.js";
-import { readSnapshot, type SnapshotEntry, SnapshotWriter } from "../../src/state/snapshot-file.js";
+import { plainEntry, readSnapshot, type SnapshotEntry, SnapshotWriter } from "../../src/state/snapshot-file.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gs-snap-"));
 const h = (s: string) => s.padEnd(8, "_").slice(0, 8);
@@ -17,7 +17,7 @@ async function write(path: string, entries: SnapshotEntry[], hierarchical: boole
 
 async function readAll(path: string): Promise<SnapshotEntry[]> {
   const out: SnapshotEntry[] = [];
-  for await (const block of readSnapshot(path)) out.push(...block);
+  for await (const block of readSnapshot(path)) out.push(...block.map(plainEntry));
   return out;
 }
 

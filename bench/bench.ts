@@ -4,6 +4,8 @@
  *   (b) first sync, every row new          (c) re-sync, nothing changed
  *   (d) re-sync after 1 % of rows changed (half to new values, half to nulls) and 0.1 % deleted, mirror mode
  *   (e) backfill: every group's properties again, several requests in flight
+ *   (e') the sending half of (e) alone: as many operations through the real delivery layer and Mixpanel
+ *        destination (bench/delivery-child.ts), to show what groupsync can send when the source is not the limit
  * Each phase runs the real CLI (`node bin/groupsync.js`, as `npx groupsync` in a checkout) as a child process
  * against a receiver in a third process. Writes JSON (`--out`) and prints a markdown table. `--state N` measures a
  * snapshot of N groups instead (add `--rows` to measure both). Counts are checked (exit 1 when one is off);
@@ -217,6 +219,7 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
         wallMs: baseline.wallMs,
         ratio: 1,
         peakRssMb: baseline.peakRssMb,
+        cpuSec: baseline.cpuSec,
         requests: 0,
         bytes: 0,
         updates: 0,
@@ -243,6 +246,7 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
         wallMs: run.wallMs,
         ratio: run.wallMs / baseline.wallMs,
         peakRssMb: run.peakRssMb,
+        cpuSec: run.cpuSec,
         requests: stats.requests,
         bytes: stats.bytes,
         updates: stats.updates,
@@ -282,6 +286,42 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
     const backfill = await phase("e", "backfill, every group again", ["backfill", "--no-progress"]);
     expect("e", "$set updates", backfill.sets, options.rows - changes.deleted);
     expect("e", "other updates", backfill.updates - backfill.sets, 0);
+
+    await receiver.reset();
+    const operations = options.rows - changes.deleted;
+    const sending = await measure(process.execPath, [
+      "--import",
+      "tsx",
+      join(root, "bench", "delivery-child.ts"),
+      receiver.url,
+      String(operations),
+      String(options.batchSize),
+      String(options.concurrency),
+    ]);
+    if (sending.code !== 0) throw new Error(`the delivery bench failed:\n${sending.stderr}`);
+    const stats = await receiver.stats();
+    const { ms } = JSON.parse(sending.stdout) as { ms: number };
+    phases.push({
+      id: "e'",
+      label: "sending alone: (e)'s operations through delivery + Mixpanel encode",
+      wallMs: sending.wallMs,
+      ratio: sending.wallMs / baseline.wallMs,
+      peakRssMb: sending.peakRssMb,
+      cpuSec: sending.cpuSec,
+      requests: stats.requests,
+      bytes: stats.bytes,
+      updates: stats.updates,
+      sets: stats.sets,
+      unsets: stats.unsets,
+      deletes: stats.deletes,
+      maxInFlight: stats.maxInFlight,
+      receiverUpdatesPerSec: stats.activeMs > 0 ? (stats.updates * 1000) / stats.activeMs : 0,
+      endToEndUpdatesPerSec: (stats.updates * 1000) / ms,
+    });
+    log(
+      `(e') sending alone: ${(sending.wallMs / 1000).toFixed(2)} s, ${stats.requests} requests, ${stats.updates} updates`,
+    );
+    expect("e'", "$set updates", stats.sets, operations);
     return phases;
   } finally {
     receiver.stop();

@@ -1,6 +1,6 @@
 /**
- * Runs one command as a child process and measures it: wall time, and peak RSS through GNU time (`/usr/bin/time
- * -f %M`, the child's ru_maxrss from wait4(2), in KiB). That covers the whole process (V8 heap, Buffers, the tsx
+ * Runs one command as a child process and measures it: wall time, and peak RSS and CPU time through GNU time
+ * (`/usr/bin/time -f "%M %U %S"`: the child's ru_maxrss in KiB and its user and system seconds, from wait4(2)). That covers the whole process (V8 heap, Buffers, the tsx
  * loader thread, native memory) without any hook inside groupsync. Without /usr/bin/time, RSS is reported as null.
  */
 import { spawn } from "node:child_process";
@@ -15,6 +15,8 @@ export interface Measured {
   readonly wallMs: number;
   /** Peak resident set size in MiB, or null when /usr/bin/time is missing. */
   readonly peakRssMb: number | null;
+  /** User + system CPU seconds, or null when /usr/bin/time is missing. On a shared machine, steadier than wall time. */
+  readonly cpuSec: number | null;
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
@@ -34,7 +36,7 @@ export async function measure(
   const dir = mkdtempSync(join(tmpdir(), "groupsync-bench-time-"));
   const rssFile = join(dir, "rss");
   const timed = canMeasureRss();
-  const [file, argv] = timed ? [GNU_TIME, ["-f", "%M", "-o", rssFile, command, ...args]] : [command, [...args]];
+  const [file, argv] = timed ? [GNU_TIME, ["-f", "%M %U %S", "-o", rssFile, command, ...args]] : [command, [...args]];
   const stdoutFd = options.discardStdout ? openSync("/dev/null", "w") : "pipe";
   const started = performance.now();
   try {
@@ -57,12 +59,16 @@ export async function measure(
     });
     const wallMs = performance.now() - started;
     let peakRssMb: number | null = null;
+    let cpuSec: number | null = null;
     if (timed && existsSync(rssFile)) {
-      // GNU time writes "Command exited with non-zero status N" before the number when the command fails.
-      const kib = Number(readFileSync(rssFile, "utf8").trim().split("\n").at(-1));
-      if (Number.isFinite(kib)) peakRssMb = kib / 1024;
+      // GNU time writes "Command exited with non-zero status N" before the numbers when the command fails.
+      const [kib, user, system] = (readFileSync(rssFile, "utf8").trim().split("\n").at(-1) ?? "")
+        .split(" ")
+        .map(Number);
+      if (Number.isFinite(kib)) peakRssMb = kib! / 1024;
+      if (Number.isFinite(user) && Number.isFinite(system)) cpuSec = user! + system!;
     }
-    return { wallMs, peakRssMb, code, stdout, stderr };
+    return { wallMs, peakRssMb, cpuSec, code, stdout, stderr };
   } finally {
     if (typeof stdoutFd === "number") closeSync(stdoutFd);
     rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,8 @@ export interface PhaseResult {
   readonly ratio: number;
   /** Peak RSS of the measured process in MiB (psql for the baseline, groupsync otherwise); null if unmeasured. */
   readonly peakRssMb: number | null;
+  /** User + system CPU seconds of the measured process; null if unmeasured. */
+  readonly cpuSec: number | null;
   /** Requests the receiver accepted, and their body bytes. */
   readonly requests: number;
   readonly bytes: number;
@@ -24,7 +26,7 @@ export interface PhaseResult {
   readonly maxInFlight: number;
   /** Updates per second over the receiver's active window (first request in to last answer out). */
   readonly receiverUpdatesPerSec?: number;
-  /** Updates per second over the whole command (start-up, reading the table, state). */
+  /** Updates per second over the whole command (start-up, reading the table, state); for (e'), over the sending loop. */
   readonly endToEndUpdatesPerSec?: number;
   /** The run summary the CLI printed with --json, trimmed to its counts. */
   readonly summary?: Record<string, unknown>;
@@ -84,8 +86,8 @@ export function markdown(result: BenchResult): string {
     lines.push(
       `${thousands(result.rows)} rows, 12 properties; receiver: ${result.receiver}; groupsync run as ${result.runner}; batch_size ${result.batchSize}, concurrency ${result.concurrency}.`,
       "",
-      "| Phase | Wall | × (a) | Peak RSS | Requests | Bytes sent | Updates ($set/$unset/$delete) | Updates/s |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      "| Phase | Wall | × (a) | CPU | Peak RSS | Requests | Bytes sent | Updates ($set/$unset/$delete) | Updates/s |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     );
     for (const phase of result.phases) {
       const rate =
@@ -97,7 +99,7 @@ export function markdown(result: BenchResult): string {
           ? ""
           : `${thousands(phase.updates)} (${thousands(phase.sets)}/${thousands(phase.unsets)}/${thousands(phase.deletes)})`;
       lines.push(
-        `| (${phase.id}) ${phase.label} | ${seconds(phase.wallMs)} | ${fixed(phase.ratio, 2)} | ${mb(phase.peakRssMb)} | ${phase.id === "a" ? "" : thousands(phase.requests)} | ${phase.id === "a" ? "" : bytes(phase.bytes)} | ${updates} | ${rate} |`,
+        `| (${phase.id}) ${phase.label} | ${seconds(phase.wallMs)} | ${fixed(phase.ratio, 2)} | ${phase.cpuSec === null ? "n/a" : `${fixed(phase.cpuSec, 1)} s`} | ${mb(phase.peakRssMb)} | ${phase.id === "a" ? "" : thousands(phase.requests)} | ${phase.id === "a" ? "" : bytes(phase.bytes)} | ${updates} | ${rate} |`,
       );
     }
   }

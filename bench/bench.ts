@@ -363,6 +363,13 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const problems: string[] = [];
   const database = options.rows === undefined ? undefined : await openDatabase(options.pgUrl);
+  // Ctrl-C: drop the bench database (and stop the embedded server) rather than leave them behind.
+  const onSignal = () => {
+    log("stopping…");
+    void (database?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   let result: BenchResult;
   try {
     const machine = await machineInfo(database?.url);

@@ -43,7 +43,8 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
       // but without building that object for every operation (the hot path of a backfill).
       const ref = operation.ref;
       let json = `${head}${JSON.stringify(ref.groupKey)},"$group_id":${JSON.stringify(ref.groupId)}`;
-      if (config.hierarchical) json += `,"$company_id":${JSON.stringify(ref.companyId)}`;
+      // An absent Company ID is left out, as JSON.stringify leaves out an undefined member (the receiver refuses it).
+      if (config.hierarchical && ref.companyId !== undefined) json += `,"$company_id":${JSON.stringify(ref.companyId)}`;
       switch (operation.kind) {
         case "set":
           json += `,"$set":${JSON.stringify(operation.properties)}}`;

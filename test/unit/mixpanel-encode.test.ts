@@ -35,17 +35,19 @@ function expected(operation: GroupOperation, hierarchical: boolean): Record<stri
 
 test("encode gives the JSON of the update object, byte length included", async () => {
   const text = fc.string({ unit: "grapheme" });
-  const operation = fc.record({ groupKey: text, companyId: text, groupId: text }).chain((ref) =>
-    fc.oneof(
-      fc.record({
-        kind: fc.constant("set" as const),
-        ref: fc.constant(ref),
-        properties: fc.dictionary(text, fc.jsonValue()),
-      }),
-      fc.record({ kind: fc.constant("unset" as const), ref: fc.constant(ref), names: fc.array(text) }),
-      fc.record({ kind: fc.constant("delete" as const), ref: fc.constant(ref) }),
-    ),
-  );
+  const operation = fc
+    .record({ groupKey: text, companyId: text, groupId: text }, { requiredKeys: ["groupKey", "groupId"] })
+    .chain((ref) =>
+      fc.oneof(
+        fc.record({
+          kind: fc.constant("set" as const),
+          ref: fc.constant(ref),
+          properties: fc.dictionary(text, fc.jsonValue()),
+        }),
+        fc.record({ kind: fc.constant("unset" as const), ref: fc.constant(ref), names: fc.array(text) }),
+        fc.record({ kind: fc.constant("delete" as const), ref: fc.constant(ref) }),
+      ),
+    );
   for (const hierarchical of [false, true]) {
     const mixpanel = destination(hierarchical);
     fc.assert(

@@ -26,6 +26,8 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
   // One pool of keep-alive connections to the one origin, as many as requests in flight.
   const pool = new Pool(origin, { connections: config.concurrency, connectTimeout: config.timeout });
   let closed: Promise<void> | undefined;
+  // The start of every update object: the token is the same for all of them.
+  const head = `{"$token":${JSON.stringify(config.project_token.reveal())},"$group_key":`;
 
   return {
     name: "mixpanel",
@@ -40,37 +42,36 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
     },
 
     encode(operation: GroupOperation): EncodedOperation {
-      const update: Record<string, unknown> = {
-        $token: config.project_token.reveal(),
-        $group_key: operation.ref.groupKey,
-        $group_id: operation.ref.groupId,
-      };
-      if (config.hierarchical) update.$company_id = operation.ref.companyId;
+      // Written as text around JSON.stringify of the parts, the same JSON as stringifying the whole update object
+      // but without building that object for every operation (the hot path of a backfill).
+      const ref = operation.ref;
+      let json = `${head}${JSON.stringify(ref.groupKey)},"$group_id":${JSON.stringify(ref.groupId)}`;
+      // An absent Company ID is left out, as JSON.stringify leaves out an undefined member (the receiver refuses it).
+      if (config.hierarchical && ref.companyId !== undefined) json += `,"$company_id":${JSON.stringify(ref.companyId)}`;
       switch (operation.kind) {
         case "set":
-          update.$set = operation.properties;
+          json += `,"$set":${JSON.stringify(operation.properties)}}`;
           break;
         case "set_once":
-          update.$set_once = operation.properties;
+          json += `,"$set_once":${JSON.stringify(operation.properties)}}`;
           break;
         case "unset":
-          update.$unset = operation.names;
+          json += `,"$unset":${JSON.stringify(operation.names)}}`;
           break;
         case "union":
-          update.$union = operation.lists;
+          json += `,"$union":${JSON.stringify(operation.lists)}}`;
           break;
         case "remove":
           // One item per update object: `$remove` takes a scalar per property.
-          update.$remove = { [operation.name]: operation.item };
+          json += `,"$remove":${JSON.stringify({ [operation.name]: operation.item })}}`;
           break;
         case "delete":
           // Ignored by Mixpanel; the official SDKs send "".
-          update.$delete = "";
+          json += ',"$delete":""}';
           break;
         default:
           return operation satisfies never;
       }
-      const json = JSON.stringify(update);
       return { operation, json, bytes: Buffer.byteLength(json) };
     },
 

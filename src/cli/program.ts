@@ -6,7 +6,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
 import { jsonSchema, type SchemaKind } from "../config/json-schema.js";
 import { loadConfig } from "../config/load.js";
-import { connectors } from "../connectors.js";
+import { loadConnectors } from "../connectors.js";
 import { readRunHistory } from "../engine/run-history.js";
 import { type RunSyncOptions, runSync } from "../engine/run-sync.js";
 import type { RunSummary } from "../engine/summary.js";
@@ -92,7 +92,7 @@ export function buildProgram(): Command {
         format: (commandOptions.format ?? (options.json ? "json" : "human")) as ValidateFormat,
         strictEnv: commandOptions.strictEnv === true,
         checkSource: commandOptions.checkSource === true,
-        connectors,
+        connectors: loadConnectors,
       });
     });
 
@@ -119,7 +119,7 @@ export function buildProgram(): Command {
       const [sync] = pickSyncs(loaded, name, false);
       const summary = await runSync(sync!, {
         stateDir: loaded.stateDir,
-        connectors,
+        connectors: await loadConnectors([sync!]),
         logger: logger(options),
         plan: true,
         samples: commandOptions.samples,
@@ -166,7 +166,7 @@ export function buildProgram(): Command {
             if (signals.stop?.aborted) break;
             const summary = await runSync(sync, {
               stateDir: loaded.stateDir,
-              connectors,
+              connectors: await loadConnectors([sync]),
               logger: log,
               ...signals,
               ...(commandOptions.force ? { force: true } : {}),
@@ -211,6 +211,7 @@ export function buildProgram(): Command {
               log: log.child({ sync: sync!.name }),
             })
           : undefined;
+        const connectors = await loadConnectors([sync!]);
         const summary = await withSignals((signals) =>
           runSync(sync!, {
             stateDir: loaded.stateDir,
@@ -263,7 +264,7 @@ export function buildProgram(): Command {
         const loaded = await loadConfig(options.config);
         process.exitCode = await runStart({
           loaded,
-          connectors,
+          connectors: await loadConnectors(loaded.syncs),
           logger: logger(options),
           ...(commandOptions.port !== undefined ? { port: commandOptions.port } : {}),
           host: commandOptions.host,

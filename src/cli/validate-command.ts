@@ -21,7 +21,8 @@ export interface ValidateOptions {
   readonly format: ValidateFormat;
   readonly strictEnv: boolean;
   readonly checkSource: boolean;
-  readonly connectors: Connectors;
+  /** Loads the connectors of the syncs to check (only `--check-source` connects). */
+  readonly connectors: (syncs: readonly LoadedSync[]) => Promise<Connectors>;
 }
 
 /** What `--check-source` found for one sync. */
@@ -74,7 +75,7 @@ export async function validateConfig(
     return { valid: issues.length === 0, config, syncs: [], issues, needs_env: [...new Set(needs)] };
   }
   const config = displayPath(loaded.file);
-  const sources = options.checkSource ? await checkSources(loaded, options.connectors) : undefined;
+  const sources = options.checkSource ? await checkSources(loaded, await options.connectors(loaded.syncs)) : undefined;
   return {
     valid: !sources?.some((source) => source.error || source.issues.length > 0),
     config,

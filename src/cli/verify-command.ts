@@ -1,6 +1,6 @@
 /** `groupsync verify <sync>`: read a sample of groups back and report drift. Exit 0 no drift, 4 drift. */
 import type { LoadedConfig } from "../config/load.js";
-import { connectors, createReader } from "../connectors.js";
+import { loadConnectors } from "../connectors.js";
 import type { GroupFinding, PropertyFinding } from "../verify/compare.js";
 import { runVerify, type VerifyEstimate, type VerifyReport } from "../verify/verify.js";
 import { EXIT, pickSyncs, print, UsageError } from "./common.js";
@@ -24,6 +24,8 @@ export async function runVerifyCommand(
   if (options.keys !== undefined && (!keys || keys.length === 0)) {
     throw new UsageError("--keys needs at least one Group ID (company_id/group_id in hierarchical projects)");
   }
+  const connectors = await loadConnectors([sync!]);
+  const { createReader } = await import("../readers.js");
   const report = await runVerify(sync!, {
     stateDir: loaded.stateDir,
     sample: options.sample,

@@ -12,7 +12,7 @@ import pg from "pg";
 import { startMixpanelReceiver } from "../../connectors/mixpanel/contract-receiver.js";
 import { formatSummary } from "../cli/format.js";
 import { loadConfig } from "../config/load.js";
-import { connectors } from "../connectors.js";
+import { loadConnectors } from "../connectors.js";
 import { runSync } from "../engine/run-sync.js";
 import { createLogger } from "../log.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     process.env.MIXPANEL_API_HOST = receiver.url;
     const configFile = join(root, "sync.config.yaml");
     const loaded = await loadConfig(configFile);
+    const connectors = await loadConnectors(loaded.syncs);
     const logger = createLogger({ level: process.env.GROUPSYNC_LOG_LEVEL ?? "warn" });
     say(`Config: sync.config.yaml with ${loaded.syncs.map((s) => `${s.name} (${s.sync.mode})`).join(", ")}\n`);
 

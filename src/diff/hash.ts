@@ -3,12 +3,21 @@
  * can compute the very same hashes in SQL (PostgreSQL `md5()`, Snowflake `MD5()`) and an unchanged row can cross
  * the wire as a key and a hash. Only the first 8 bytes are kept (a 2^-64 chance that a change goes unseen).
  */
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 import { HASH_BYTES } from "../state/snapshot-file.js";
+
+/**
+ * MD5 of a string's UTF-8 bytes as a latin1 string. The one-shot `crypto.hash` (Node ≥ 20.12) is about 4× faster
+ * than a `createHash` object per value, which dominated a run's CPU time (one hash per property per row).
+ */
+const md5: (text: string) => string =
+  typeof crypto.hash === "function"
+    ? (text) => crypto.hash("md5", text, "binary")
+    : (text) => crypto.createHash("md5").update(text, "utf8").digest("binary");
 
 /** Hash of one non-null property value: md5(text) truncated, as an 8-character latin1 string. */
 export function propertyHash(text: string): string {
-  return createHash("md5").update(text, "utf8").digest("binary").slice(0, HASH_BYTES);
+  return md5(text).slice(0, HASH_BYTES);
 }
 
 /**
@@ -17,10 +26,9 @@ export function propertyHash(text: string): string {
  * `md5(concat(CASE WHEN c IS NULL THEN 'N' ELSE octet_length(c_text) || ':' || c_text END, …))`.
  */
 export function rowHash(cells: readonly (string | null)[]): string {
-  const md5 = createHash("md5");
-  for (const cell of cells) {
-    md5.update(cell === null ? "N" : `${Buffer.byteLength(cell, "utf8")}:`, "utf8");
-    if (cell !== null) md5.update(cell, "utf8");
-  }
-  return md5.digest("binary").slice(0, HASH_BYTES);
+  // One string, one hash: every cell's text follows its own prefix, so the UTF-8 of the whole is the UTF-8 of the
+  // parts one after another.
+  let text = "";
+  for (const cell of cells) text += cell === null ? "N" : `${Buffer.byteLength(cell, "utf8")}:${cell}`;
+  return md5(text).slice(0, HASH_BYTES);
 }

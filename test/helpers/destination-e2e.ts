@@ -8,11 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { type LoadedConfig, loadConfig } from "../../src/config/load.js";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { type RunSyncOptions, runSync } from "../../src/engine/run-sync.js";
 import type { RunSummary } from "../../src/engine/summary.js";
 import { createLogger } from "../../src/log.js";
 import { createTestDatabase, type TestDatabase } from "./postgres.js";
+
+const connectors = await loadConnectors();
 
 export interface DestinationE2EOptions {
   /** The destination block: YAML lines indented by four spaces (`    type: posthog`…). */

@@ -12,11 +12,13 @@ import {
   startMixpanelReceiver,
 } from "../../connectors/mixpanel/contract-receiver.js";
 import { type LoadedConfig, loadConfig } from "../../src/config/load.js";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { type RunSyncOptions, runSync } from "../../src/engine/run-sync.js";
 import type { RunSummary } from "../../src/engine/summary.js";
 import { createLogger } from "../../src/log.js";
 import { createTestDatabase, type TestDatabase } from "./postgres.js";
+
+const connectors = await loadConnectors();
 
 export const TOKEN = "e2e-project-token-123456";
 

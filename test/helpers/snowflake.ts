@@ -16,11 +16,13 @@ import {
   startSnowflakeStandIn,
 } from "../../connectors/snowflake/stand-in.js";
 import { type LoadedConfig, loadConfig } from "../../src/config/load.js";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { type RunSyncOptions, runSync } from "../../src/engine/run-sync.js";
 import type { RunSummary } from "../../src/engine/summary.js";
 import { createLogger } from "../../src/log.js";
 import type { RawRow, ReadSpec, Source } from "../../src/source.js";
+
+const connectors = await loadConnectors();
 
 export const ACCOUNT = "testorg-testacct";
 export const PASSWORD = "pw-Snowflake-test-7731";

@@ -7,12 +7,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { postgresSourceSchema } from "../../connectors/postgres/config.js";
 import { createPostgresSource } from "../../connectors/postgres/source.js";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { recordHash } from "../../src/diff/record-hash.js";
 import type { Connectors } from "../../src/engine/run-sync.js";
 import type { ReadSpec, Source } from "../../src/source.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+
+const connectors = await loadConnectors();
 
 const hex = (latin1: string) => Buffer.from(latin1, "latin1").toString("hex");
 

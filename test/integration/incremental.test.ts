@@ -7,10 +7,12 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import type { Connectors } from "../../src/engine/run-sync.js";
 import type { ChangeSpec } from "../../src/source.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
+
+const connectors = await loadConnectors();
 
 const MAPPING = "from: t\ngroup_key: company\ngroup_id: id\ncursor: updated_at\nproperties:\n  name: name\n";
 

@@ -8,12 +8,14 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import type { Logger } from "pino";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { readRunHistory } from "../../src/engine/run-history.js";
 import { createLogger } from "../../src/log.js";
 import { startHealthServer } from "../../src/scheduler/health-server.js";
 import { Scheduler, type SchedulerOptions } from "../../src/scheduler/scheduler.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
+
+const connectors = await loadConnectors();
 
 const MAPPING = "from: t\ngroup_key: company\ngroup_id: id\nproperties:\n  name: name\n";
 

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import type { SnowflakeStandIn } from "../../connectors/snowflake/stand-in.js";
 import type { StandInTable, StandInValue } from "../../connectors/snowflake/stand-in-data.js";
 import { validateConfig } from "../../src/cli/validate-command.js";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { rowHash } from "../../src/diff/hash.js";
 import type { RunProgressReport } from "../../src/engine/run-sync.js";
 import type { RawRow, ReadSpec } from "../../src/source.js";
@@ -23,6 +23,8 @@ import {
   startSnowflakeE2E,
   startStandIn,
 } from "../helpers/snowflake.js";
+
+const connectors = await loadConnectors();
 
 const ALL_COLUMNS: StandInTable["columns"] = [
   { name: "ID", type: "text" },
@@ -408,7 +410,7 @@ describe("the engine with a Snowflake source", () => {
         config: e2e.configFile,
         checkSource: true,
         strictEnv: false,
-        connectors,
+        connectors: async () => connectors,
         env: e2e.env,
       });
       const source = report.sources?.find((entry) => entry.sync === "companies");

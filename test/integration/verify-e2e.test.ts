@@ -10,11 +10,14 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type PostHogReceiver, startPostHogReceiver } from "../../connectors/posthog/contract-receiver.js";
 import { createPostHogReader } from "../../connectors/posthog/read-back.js";
-import { connectors, createReader } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 import { GroupsyncError } from "../../src/errors.js";
+import { createReader } from "../../src/readers.js";
 import { runVerify } from "../../src/verify/verify.js";
 import { type DestinationE2E, startDestinationE2E } from "../helpers/destination-e2e.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
+
+const connectors = await loadConnectors();
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(root, "bin/groupsync.js");

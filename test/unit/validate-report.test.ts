@@ -3,10 +3,10 @@ import { test } from "node:test";
 import { validateConfig } from "../../src/cli/validate-command.js";
 import { renderValidateReport } from "../../src/cli/validate-output.js";
 import { jsonSchema } from "../../src/config/json-schema.js";
-import { connectors } from "../../src/connectors.js";
+import { loadConnectors } from "../../src/connectors.js";
 
 const fixtures = "test/fixtures/config";
-const offline = { strictEnv: false, checkSource: false, connectors, env: {} };
+const offline = { strictEnv: false, checkSource: false, connectors: loadConnectors, env: {} };
 
 test("an unset variable is needed, not an error; a value that fails only because it is unset too", async () => {
   const report = await validateConfig({ ...offline, config: `${fixtures}/missing-env.yaml` });

@@ -1,0 +1,76 @@
+/**
+ * CI smoke of `npm run bench` (issue 7): the real bench script at a small size, on the suite's PostgreSQL. Checks
+ * that every phase ran and reported sane counts (the bench checks its own counts too, and exits 1 when one is off),
+ * never its timings.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { BenchResult } from "../../bench/report.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const ROWS = 10_000;
+const STATE = 20_000;
+
+/** How many of the ids 1…rows have `id % modulus === remainder`: the rows bench/table.ts changes. */
+const every = (rows: number, modulus: number, remainder: number) =>
+  Math.floor((rows - remainder) / modulus) + (remainder >= 1 && remainder <= rows ? 1 : 0);
+
+test("npm run bench at 10,000 rows: every phase runs and reports the expected counts", {
+  timeout: 180_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "groupsync-bench-smoke-"));
+  const out = join(dir, "bench.json");
+  try {
+    const args = ["--import", "tsx", "bench/bench.ts", "--rows", String(ROWS), "--state", String(STATE), "--out", out];
+    if (process.env.GROUPSYNC_TEST_PG_URL) args.push("--pg-url", process.env.GROUPSYNC_TEST_PG_URL);
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, args, { cwd: root, timeout: 170_000 }, (error, text, stderr) =>
+        error ? reject(new Error(`bench failed: ${error.message}\n${stderr}\n${text}`)) : resolve(text),
+      );
+    });
+    const result = JSON.parse(readFileSync(out, "utf8")) as BenchResult;
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.rows, ROWS);
+    const phases = Object.fromEntries((result.phases ?? []).map((phase) => [phase.id, phase]));
+    assert.deepEqual(Object.keys(phases), ["a", "b", "c", "d", "e", "e'"]);
+    for (const phase of Object.values(phases)) {
+      assert.ok(phase.wallMs > 0 && Number.isFinite(phase.ratio), `${phase.id}: a wall time and a ratio`);
+      assert.ok(phase.peakRssMb === null || phase.peakRssMb > 1, `${phase.id}: peak RSS ${phase.peakRssMb}`);
+    }
+    // (b) one $set per row, batches of at most 200.
+    assert.equal(phases.b!.sets, ROWS);
+    assert.ok(phases.b!.requests >= ROWS / 200 && phases.b!.bytes > 0);
+    // (c) nothing to send.
+    assert.equal(phases.c!.requests, 0);
+    assert.equal(phases.c!.summary?.unchanged, ROWS);
+    // (d) exactly the changed, nulled and deleted rows.
+    const changed = every(ROWS, 200, 1);
+    const nulled = every(ROWS, 200, 101);
+    const deleted = every(ROWS, 1000, 7);
+    assert.deepEqual(
+      { sets: phases.d!.sets, unsets: phases.d!.unsets, deletes: phases.d!.deletes },
+      { sets: changed, unsets: nulled, deletes: deleted },
+    );
+    assert.equal(phases.d!.updates, ROWS / 100 + ROWS / 1000);
+    // (e) every remaining group again, with requests in flight at once.
+    assert.equal(phases.e!.sets, ROWS - deleted);
+    assert.ok((phases.e!.receiverUpdatesPerSec ?? 0) > 0);
+    assert.ok(phases.e!.maxInFlight >= 1);
+    // (e') the same operations through the sending half alone.
+    assert.equal(phases["e'"]!.sets, ROWS - deleted);
+    assert.ok(phases["e'"]!.requests >= (ROWS - deleted) / 200);
+    // The state part: every entry written was read back.
+    assert.equal(result.state?.entries, STATE);
+    assert.ok((result.state?.fileBytes ?? 0) > STATE * 8);
+    // The markdown table went to stdout.
+    assert.match(stdout, /\| \(d\) re-sync, 1 % changed, 0\.1 % deleted \|/);
+    assert.match(stdout, /Machine: .*cores/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -6,11 +6,13 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
+import copyStreams from "pg-copy-streams";
 import Cursor from "pg-cursor";
 import { recordHash } from "../../src/diff/record-hash.js";
 import { SourceError } from "../../src/errors.js";
 import type { RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
 import type { PostgresSourceConfig } from "./config.js";
+import { copyRows as parseCopyRows } from "./copy-text.js";
 import { connectionError, type QueryContext, queryError } from "./errors.js";
 import {
   changesSql,
@@ -25,6 +27,9 @@ import {
   watermarkSql,
 } from "./sql.js";
 import { columnOf, type PgTypeRow, TYPE_INFO_SQL } from "./types.js";
+
+/** pg-copy-streams is CommonJS: its `to` is reached through the default export. */
+const copyTo = copyStreams.to;
 
 /**
  * Leaves every value as the text the server sent. pg's typings want the overloaded `getTypeParser` of pg-types.
@@ -193,7 +198,7 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     hashes: {
       rowHash: recordHash,
       keys(spec, options) {
-        return readRows(spec, options, () => hashSql(spec));
+        return copyRows(spec, options, () => hashSql(spec));
       },
       lookup(spec, keys, options) {
         if (keys.length === 0) return Promise.resolve([]);
@@ -279,18 +284,64 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     }
   }
 
+  /**
+   * Streams a statement's rows with `COPY (…) TO STDOUT`, in the same read-only transaction: the server sends rows
+   * while the engine works on earlier ones, with no round trip per chunk (the stream's backpressure bounds memory).
+   * A statement with parameters, which COPY cannot take, is read through a cursor instead.
+   */
+  async function* copyRows(
+    spec: ReadSpec,
+    options: ReadOptions,
+    build: () => Statement,
+  ): AsyncGenerator<readonly RawRow[]> {
+    const { signal, batchSize } = options;
+    checkBatchSize(batchSize);
+    const inner = build();
+    if (inner.values && inner.values.length > 0) {
+      yield* readRows(spec, options, () => inner);
+      return;
+    }
+    const prefix = "COPY (";
+    const statement: Statement = {
+      ...inner,
+      sql: `${prefix}${inner.sql}) TO STDOUT`,
+      queryAt: inner.queryAt < 0 ? -1 : inner.queryAt + prefix.length,
+    };
+    signal?.throwIfAborted();
+    const lease = await acquire();
+    let finished = false;
+    const stream = copyTo(statement.sql);
+    const abort = () => stream.destroy(signal?.reason);
+    try {
+      await begin(lease);
+      signal?.addEventListener("abort", abort, { once: true });
+      yield* parseCopyRows(lease.client.query(stream), batchSize);
+      finished = true;
+    } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error;
+      throw queryError(error, context(statement, spec));
+    } finally {
+      signal?.removeEventListener("abort", abort);
+      if (lease.released) {
+        // close() already dropped the connection.
+      } else if (finished) {
+        await finish(lease);
+      } else {
+        // Stopped mid-COPY (a failure, an abort, a consumer that stopped early): the server may still be sending.
+        stream.destroy();
+        await cancel(lease);
+        lease.release(true);
+      }
+    }
+  }
+
   async function* readRows(
     spec: ReadSpec,
     options: ReadOptions,
     build: () => Statement,
   ): AsyncGenerator<readonly RawRow[]> {
     const { signal, batchSize } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new SourceError(`invalid batch size ${batchSize}`, {
-        code: "SOURCE_SPEC_INVALID",
-        action: "Set fetch_size to a whole number of rows, at least 1.",
-      });
-    }
+    checkBatchSize(batchSize);
     const statement = build();
     signal?.throwIfAborted();
     const lease = await acquire();
@@ -336,6 +387,15 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
         else lease.release(true);
       }
     }
+  }
+}
+
+function checkBatchSize(batchSize: number): void {
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new SourceError(`invalid batch size ${batchSize}`, {
+      code: "SOURCE_SPEC_INVALID",
+      action: "Set fetch_size to a whole number of rows, at least 1.",
+    });
   }
 }
 

@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import type { PropertyState } from "../state/checkpoint.js";
 import type { GroupKey } from "../state/key-order.js";
 import { type BackfillScope, writeProgress } from "../state/progress-file.js";
-import type { SnapshotEntry, SnapshotWriter } from "../state/snapshot-file.js";
+import { countSetProperties, type SnapshotEntry, type SnapshotWriter } from "../state/snapshot-file.js";
 import type { Slot } from "./commit-window.js";
 
 /** A snapshot writer that counts the groups holding each property. */
@@ -22,8 +22,7 @@ export class CountingWriter {
     this.counts = new Array(properties).fill(0);
   }
   readonly add = async (entry: SnapshotEntry): Promise<void> => {
-    const hashes = entry.hashes;
-    for (let i = 0; i < hashes.length; i++) if (hashes[i] !== null) this.counts[i]!++;
+    countSetProperties(entry, this.counts);
     await this.writer.add(entry);
   };
 }

@@ -125,6 +125,18 @@ class StoredEntry implements SnapshotEntry {
     this.#hashes = Object.freeze(hashes) as (string | null)[];
   }
 
+  /** Adds 1 to `counts[i]` for each property `i` set on `entry`, from its bitmap when it was read from a file. */
+  static countSet(entry: SnapshotEntry, counts: number[]): void {
+    if (entry instanceof StoredEntry && !entry.#hashes) {
+      const raw = entry.#raw;
+      const bitmap = entry.#bitmap;
+      for (let i = 0; i < counts.length; i++) if (raw[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
+      return;
+    }
+    const hashes = entry.hashes;
+    for (let i = 0; i < hashes.length; i++) if (hashes[i] !== null) counts[i]!++;
+  }
+
   /** The record's bytes, if they fit a file of this shape as they are. */
   static raw(entry: SnapshotEntry, shape: Shape): Buffer | undefined {
     return entry instanceof StoredEntry && entry.#shape.key === shape.key ? entry.#raw : undefined;
@@ -500,6 +512,11 @@ export async function* readSnapshot(
   } finally {
     await file.close();
   }
+}
+
+/** Adds 1 to `counts[i]` for each property `i` set on `entry` (without decoding an entry read from a file). */
+export function countSetProperties(entry: SnapshotEntry, counts: number[]): void {
+  StoredEntry.countSet(entry, counts);
 }
 
 /** An entry as a plain object with its own arrays (for comparing and printing; entries read from files are lazy). */

@@ -40,7 +40,9 @@ describe("PostgreSQL row hashes and lookups", () => {
          '"text"', '[]', '{"with \\"quote\\"","back\\\\slash"}', '{}', null, '-3 years', null, 'x y ', '::1/128', E'nbsp\\u00a0x'),
         ('', 'c2', 0, 0, 1e-20, 1e300, 0, true, 'infinity', '-infinity', 'infinity', null, '{}', '{}', null, null, null,
          null, null, null, null, null),
-        ('dup', 'c3', 1, 1, 1, 1, 1, true, null, null, null, null, null, null, null, null, null, null, null, null, null, 'plain');
+        ('dup', 'c3', 1, 1, 1, 1, 1, true, null, null, null, null, null, null, null, null, null, null, null, null, null, 'plain'),
+        (E'tab\\there\\nnew\\\\line\\N', 'c3', null, null, null, null, null, null, null, null, null, null, null, null,
+         null, null, null, null, null, null, null, E'\\N');
     `);
   });
   after(async () => {
@@ -63,7 +65,7 @@ describe("PostgreSQL row hashes and lookups", () => {
     const rows = await all(source.read(spec, { batchSize: 2 }));
     const hashed = await all(source.hashes!.keys({ ...spec, hashColumns }, { batchSize: 2 }));
     assert.equal(hashed.length, rows.length);
-    assert.equal(rows.length, 5);
+    assert.equal(rows.length, 6);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const cells = hashColumns.map((column) => row[spec.columns.indexOf(column)] ?? null);
@@ -71,7 +73,11 @@ describe("PostgreSQL row hashes and lookups", () => {
       assert.equal(source.hashes!.rowHash, recordHash);
     }
     // A change in any one cell changes the hash; NULL and the empty string differ.
-    assert.equal(new Set(hashed.map((row) => row[1])).size, 5);
+    assert.equal(new Set(hashed.map((row) => row[1])).size, 6);
+    assert.ok(
+      hashed.some((row) => row[0] === "tab\there\nnew\\lineN"),
+      "COPY escapes are decoded",
+    );
   });
 
   test("hierarchical keys come back in the plain read's order, with where and after honoured", async () => {
@@ -115,6 +121,28 @@ describe("PostgreSQL row hashes and lookups", () => {
       ["c2", "", "0"],
     ]);
     assert.deepEqual(await source.hashes!.lookup(spec, [], {}), []);
+  });
+
+  test("a hash read stopped early leaves no COPY running and the source usable", async () => {
+    const many: ReadSpec = {
+      query: "select g::text as id, g as n from generate_series(1, 200000) g",
+      columns: ["id", "n"],
+      orderBy: ["id"],
+    };
+    for await (const chunk of source.hashes!.keys({ ...many, hashColumns: ["n"] }, { batchSize: 100 })) {
+      assert.equal(chunk.length, 100);
+      break;
+    }
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const { rows } = await db.query(
+        "select count(*)::int as n from pg_stat_activity where datname = current_database() and query like 'COPY%' and state = 'active'",
+      );
+      if (rows[0].n === 0) break;
+      assert.ok(Date.now() < deadline, "the COPY is still running");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal((await source.hashes!.lookup(spec, [["a"]], {})).length, 1);
   });
 
   test("lookup runs as one statement however many keys it is given", async () => {

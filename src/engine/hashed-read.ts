@@ -121,22 +121,34 @@ export class HashedRead {
     let changed = 0;
     let pending: { key: GroupKey; hash: string; copies: number } | undefined;
 
-    const settle = async (group: { key: GroupKey; hash: string; copies: number }) => {
+    /** The verdict on one group, against the snapshot's entry for its key. Returns a promise only to wait on. */
+    const settle = (group: { key: GroupKey; hash: string; copies: number }): Promise<void> | undefined => {
       groups++;
-      const { key } = group;
-      const record = { copies: group.copies, a: key.groupId, b: key.companyId };
       if (group.copies > 1) {
         changed++;
-        return this.#keys.add({ flag: KeyFlag.Duplicate, ...record });
+        return this.#keys.add({
+          flag: KeyFlag.Duplicate,
+          copies: group.copies,
+          a: group.key.groupId,
+          b: group.key.companyId,
+        });
       }
-      let next = await previous.peek();
-      while (next && compareKeys(next, key) < 0) {
-        previous.skip();
-        next = await previous.peek();
+      return judge(group);
+    };
+    const judge = (group: { key: GroupKey; hash: string }): Promise<void> | undefined => {
+      const { key } = group;
+      for (;;) {
+        const next = previous.peekNow();
+        if (next === undefined) return previous.peek().then(() => judge(group));
+        if (next !== null && compareKeys(next, key) < 0) {
+          previous.skip();
+          continue;
+        }
+        const same = next !== null && compareKeys(next, key) === 0 && next.rowHash === group.hash;
+        if (!same) changed++;
+        const flag = same ? KeyFlag.Unchanged : KeyFlag.Changed;
+        return this.#keys.add({ flag, copies: 1, a: key.groupId, b: key.companyId });
       }
-      const same = next !== undefined && compareKeys(next, key) === 0 && next.rowHash === group.hash;
-      if (!same) changed++;
-      return this.#keys.add({ flag: same ? KeyFlag.Unchanged : KeyFlag.Changed, ...record });
     };
 
     try {
@@ -147,7 +159,13 @@ export class HashedRead {
           for (let i = 0; i < keyIndexes.length; i++) raw[keyIndexes[i]!] = cells[i] ?? null;
           const row = o.mapping.map(raw);
           if (!row.ok) {
-            await this.#keys.add({ flag: KeyFlag.Rejected, copies: 1, a: row.key ?? "(no key)", b: row.reason });
+            const wait = this.#keys.add({
+              flag: KeyFlag.Rejected,
+              copies: 1,
+              a: row.key ?? "(no key)",
+              b: row.reason,
+            });
+            if (wait) await wait;
             continue;
           }
           const hash = hashBytes(cells[keyIndexes.length]);
@@ -158,7 +176,8 @@ export class HashedRead {
               continue;
             }
             if (order > 0) throw outOfOrder(pending.key, row.key, "code-point order");
-            await settle(pending);
+            const wait = settle(pending);
+            if (wait) await wait;
           }
           pending = { key: { companyId: row.key.companyId, groupId: row.key.groupId }, hash, copies: 1 };
         }
@@ -185,12 +204,19 @@ export class HashedRead {
     let at = 0;
     let left = 0;
 
+    let aheadBlock: KeyRecord[] = [];
+    let aheadAt = 0;
     const nextBatch = async () => {
       const keys: string[][] = [];
       while (keys.length < lookupKeys) {
-        const next = await ahead.next();
-        if (next.done) break;
-        if (next.value.flag === KeyFlag.Changed) keys.push(keyTexts(spec, next.value));
+        if (aheadAt >= aheadBlock.length) {
+          const next = await ahead.next();
+          if (next.done) break;
+          aheadBlock = next.value;
+          aheadAt = 0;
+        }
+        const record = aheadBlock[aheadAt++]!;
+        if (record.flag === KeyFlag.Changed) keys.push(keyTexts(spec, record));
       }
       rows = await o.reader.lookup(spec, keys, o.readOptions.signal ? { signal: o.readOptions.signal } : {});
       at = 0;
@@ -199,42 +225,44 @@ export class HashedRead {
 
     try {
       let out: SourceGroup[] = [];
-      for await (const record of this.#keys.records()) {
-        switch (record.flag) {
-          case KeyFlag.Rejected:
-            summary.rows_read++;
-            rejects.add(record.a, record.b);
-            break;
-          case KeyFlag.Unchanged:
-            summary.rows_read++;
-            counters.valid++;
-            out.push({ key: keyOf(record), cells: [], copies: 1, carry: "unchanged" });
-            break;
-          case KeyFlag.Duplicate:
-            summary.rows_read += record.copies;
-            counters.valid += record.copies;
-            out.push({ key: keyOf(record), cells: [], copies: record.copies });
-            break;
-          default: {
-            if (left === 0) await nextBatch();
-            left--;
-            const key = keyOf(record);
-            let found: { key: GroupKey; cells: readonly (string | null)[] } | undefined;
-            let copies = 0;
-            for (; at < rows.length; at++) {
-              const row = o.mapping.map(rows[at]!);
-              if (!row.ok) continue; // cannot happen: it has the key we asked for
-              const order = compareKeys(row.key, key);
-              if (order < 0) continue;
-              if (order > 0) break;
-              found ??= row;
-              copies++;
+      for await (const block of this.#keys.records()) {
+        for (const record of block) {
+          switch (record.flag) {
+            case KeyFlag.Rejected:
+              summary.rows_read++;
+              rejects.add(record.a, record.b);
+              break;
+            case KeyFlag.Unchanged:
+              summary.rows_read++;
+              counters.valid++;
+              out.push({ key: keyOf(record), cells: [], copies: 1, carry: "unchanged" });
+              break;
+            case KeyFlag.Duplicate:
+              summary.rows_read += record.copies;
+              counters.valid += record.copies;
+              out.push({ key: keyOf(record), cells: [], copies: record.copies });
+              break;
+            default: {
+              if (left === 0) await nextBatch();
+              left--;
+              const key = keyOf(record);
+              let found: { key: GroupKey; cells: readonly (string | null)[] } | undefined;
+              let copies = 0;
+              for (; at < rows.length; at++) {
+                const row = o.mapping.map(rows[at]!);
+                if (!row.ok) continue; // cannot happen: it has the key we asked for
+                const order = compareKeys(row.key, key);
+                if (order < 0) continue;
+                if (order > 0) break;
+                found ??= row;
+                copies++;
+              }
+              summary.rows_read += copies;
+              counters.valid += copies;
+              out.push(
+                found ? { key: found.key, cells: found.cells, copies } : { key, cells: [], copies: 0, carry: "gone" },
+              );
             }
-            summary.rows_read += copies;
-            counters.valid += copies;
-            out.push(
-              found ? { key: found.key, cells: found.cells, copies } : { key, cells: [], copies: 0, carry: "gone" },
-            );
           }
         }
         if (out.length >= 1024) {

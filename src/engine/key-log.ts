@@ -34,13 +34,16 @@ export class KeyLog {
     return this.#count;
   }
 
-  async add(record: KeyRecord): Promise<void> {
+  /** Adds a record; returns a promise only when the buffer had to be written out first (await it then). */
+  add(record: KeyRecord): Promise<void> | undefined {
     const a = Buffer.byteLength(record.a, "utf8");
     const b = Buffer.byteLength(record.b, "utf8");
     const need = 1 + 5 * 3 + a + b;
     if (this.#used + need > this.#buffer.length) {
-      await this.#spill();
-      if (need > this.#buffer.length) this.#buffer = Buffer.allocUnsafe(need);
+      return this.#spill().then(() => {
+        if (need > this.#buffer.length) this.#buffer = Buffer.allocUnsafe(need);
+        this.add(record);
+      });
     }
     let o = this.#used;
     const buffer = this.#buffer;
@@ -67,7 +70,8 @@ export class KeyLog {
     this.#file = undefined;
   }
 
-  async *records(): AsyncGenerator<KeyRecord> {
+  /** The records in order, a buffer's worth at a time. */
+  async *records(): AsyncGenerator<KeyRecord[]> {
     const file = await open(this.#path, "r");
     try {
       let pending = Buffer.alloc(0);
@@ -78,12 +82,14 @@ export class KeyLog {
         const data = pending.length > 0 ? Buffer.concat([pending, chunk.subarray(0, bytesRead)]) : chunk;
         const end = pending.length + bytesRead;
         let o = 0;
+        const records: KeyRecord[] = [];
         for (;;) {
           const record = parse(data, o, end);
           if (!record) break;
           o = record.next;
-          yield record.record;
+          records.push(record.record);
         }
+        if (records.length > 0) yield records;
         pending = Buffer.from(data.subarray(o, end));
       }
       if (pending.length > 0) throw new Error(`${this.#path}: truncated key log`);

@@ -167,7 +167,8 @@ export class Merge {
     const summary = o.summary;
     let previous: SnapshotEntry | undefined;
     for (;;) {
-      const next = await this.#previous.peek();
+      const now = this.#previous.peekNow();
+      const next = now === undefined ? await this.#previous.peek() : now;
       if (!next) break;
       const order = compareKeys(next, key);
       if (order > 0) break;

@@ -29,6 +29,15 @@ export class EntryCursor {
     return this.#block[this.#index];
   }
 
+  /**
+   * The next entry when it is already in memory, `null` at the end, or `undefined` when the next block must be read
+   * first (then call `peek`). Saves a promise per entry in the hot loops.
+   */
+  peekNow(): SnapshotEntry | null | undefined {
+    if (this.#index < this.#block.length) return this.#block[this.#index];
+    return this.#done ? null : undefined;
+  }
+
   /** Consumes the entry `peek` returned. */
   skip(): void {
     this.#index++;

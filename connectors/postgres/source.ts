@@ -63,6 +63,8 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
   const initialised = new WeakMap<pg.PoolClient, number>();
   const leases = new Set<Lease>();
   let pool: pg.Pool | undefined;
+  /** Key columns of type text or varchar, by relation: a lookup compares them as they are, so an index serves it. */
+  const textColumns = new Map<string, ReadonlySet<string>>();
   let closing: Promise<void> | undefined;
 
   async function acquire(): Promise<Lease> {
@@ -181,9 +183,14 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
         const oids = [...new Set(result.fields.map((field) => field.dataTypeID))];
         const types = await lease.client.query<PgTypeRow>(TYPE_INFO_SQL, [oids]);
         const byOid = new Map(types.rows.map((row) => [Number(row.oid), row]));
-        return result.fields.map(
+        const columns = result.fields.map(
           (field): SourceColumn => columnOf(field.name, byOid.get(field.dataTypeID), field.dataTypeID),
         );
+        textColumns.set(
+          relationKey(spec),
+          new Set(columns.filter((column) => TEXT_TYPE_NAMES.has(column.dbType)).map((column) => column.name)),
+        );
+        return columns;
       } catch (error) {
         throw queryError(error, context(statement, spec));
       } finally {
@@ -202,7 +209,7 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
       },
       lookup(spec, keys, options) {
         if (keys.length === 0) return Promise.resolve([]);
-        const statement = lookupSql(spec, keys);
+        const statement = lookupSql(spec, keys, textColumns.get(relationKey(spec)));
         return queryRows(statement, context(statement, spec), options.signal);
       },
     },
@@ -389,6 +396,12 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     }
   }
 }
+
+/** Types whose text is the value itself (no output function to apply before comparing). */
+const TEXT_TYPE_NAMES = new Set(["text", "varchar"]);
+
+const relationKey = (spec: Pick<ReadSpec, "from" | "query">) =>
+  spec.from !== undefined ? `from:${spec.from}` : `query:${spec.query}`;
 
 function checkBatchSize(batchSize: number): void {
   if (!Number.isInteger(batchSize) || batchSize < 1) {

@@ -178,7 +178,12 @@ export function hashSql(spec: HashSpec): Statement {
  * Full rows for a list of keys, in `readSql` order: the key texts travel as one text array per key column, so the
  * statement's size does not grow with the number of keys.
  */
-export function lookupSql(spec: ReadSpec, keys: readonly (readonly string[])[]): Statement {
+export function lookupSql(
+  spec: ReadSpec,
+  keys: readonly (readonly string[])[],
+  /** Key columns of type text or varchar: compared as they are, so that an index on them serves the lookup. */
+  textColumns: ReadonlySet<string> = new Set(),
+): Statement {
   checkColumns(spec);
   const relation = relationSql(spec);
   const values: (string | string[])[] = [];
@@ -186,7 +191,7 @@ export function lookupSql(spec: ReadSpec, keys: readonly (readonly string[])[]):
   const placeholders = spec.orderBy.map(
     (_, index) => `$${values.push(keys.map((key) => key[index] as string))}::text[]`,
   );
-  const texts = spec.orderBy.map(outputText);
+  const texts = spec.orderBy.map((column) => (textColumns.has(column) ? quoteIdent(column) : outputText(column)));
   conditions.push(
     texts.length === 1
       ? `${texts[0]} = ANY(${placeholders[0]})`

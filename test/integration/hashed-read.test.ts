@@ -121,6 +121,17 @@ describe("PostgreSQL row hashes and lookups", () => {
       ["c2", "", "0"],
     ]);
     assert.deepEqual(await source.hashes!.lookup(spec, [], {}), []);
+    // Keys of other types are compared as their text, in the read's (code-point) order.
+    const numbers: ReadSpec = {
+      query: "select g as id, g * 2 as n from generate_series(1, 12) g",
+      columns: ["id", "n"],
+      orderBy: ["id"],
+    };
+    await source.describe(numbers);
+    assert.deepEqual(await source.hashes!.lookup(numbers, [["3"], ["10"], ["x"]], {}), [
+      ["10", "20"],
+      ["3", "6"],
+    ]);
   });
 
   test("a hash read stopped early leaves no COPY running and the source usable", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseArrayText } from "../../connectors/postgres/array-text.js";
-import { describeSql, quoteIdent, quoteRelation, readSql } from "../../connectors/postgres/sql.js";
+import { describeSql, lookupSql, quoteIdent, quoteRelation, readSql } from "../../connectors/postgres/sql.js";
 import { SourceError } from "../../src/errors.js";
 
 test("quoteIdent quotes exactly and doubles quotes", () => {
@@ -82,4 +82,20 @@ test("parseArrayText reads PostgreSQL's array output", () => {
   for (const bad of ["", "1,2", "{1,2", "{1,,2}", '{"a}', "{1}x", '{a"b}', "[0:1]{1}"]) {
     assert.throws(() => parseArrayText(bad), /malformed array text/, bad);
   }
+});
+
+test("lookups compare text key columns as they are (an index can serve them), others by their output text", () => {
+  const spec = { from: "s.t", columns: ["company", "id", "n"], orderBy: ["company", "id"] };
+  const keys = [
+    ["c1", "a"],
+    ["c2", "b"],
+  ];
+  const plain = lookupSql(spec, keys, new Set(["company", "id"]));
+  assert.match(plain.sql, /WHERE \("company", "id"\) IN \(SELECT \* FROM unnest\(\$1::text\[\], \$2::text\[\]\)\)/);
+  assert.deepEqual(plain.values, [
+    ["c1", "c2"],
+    ["a", "b"],
+  ]);
+  const rendered = lookupSql({ ...spec, orderBy: ["id"] }, [["1"]]);
+  assert.match(rendered.sql, /WHERE format\('%s', "id"\) = ANY\(\$1::text\[\]\)/);
 });

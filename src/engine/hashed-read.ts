@@ -63,6 +63,9 @@ function keyTexts(spec: ReadSpec, record: KeyRecord): string[] {
   return spec.orderBy.length === 2 ? [record.b, record.a] : [record.a];
 }
 
+/** The cells of a group the fetch pass did not fetch. */
+const NO_CELLS: readonly (string | null)[] = Object.freeze([]);
+
 function keyOf(record: KeyRecord): GroupKey {
   return { groupId: record.a, companyId: record.b };
 }
@@ -235,12 +238,12 @@ export class HashedRead {
             case KeyFlag.Unchanged:
               summary.rows_read++;
               counters.valid++;
-              out.push({ key: keyOf(record), cells: [], copies: 1, carry: "unchanged" });
+              out.push({ key: keyOf(record), cells: NO_CELLS, copies: 1, carry: "unchanged" });
               break;
             case KeyFlag.Duplicate:
               summary.rows_read += record.copies;
               counters.valid += record.copies;
-              out.push({ key: keyOf(record), cells: [], copies: record.copies });
+              out.push({ key: keyOf(record), cells: NO_CELLS, copies: record.copies });
               break;
             default: {
               if (left === 0) await nextBatch();
@@ -260,7 +263,9 @@ export class HashedRead {
               summary.rows_read += copies;
               counters.valid += copies;
               out.push(
-                found ? { key: found.key, cells: found.cells, copies } : { key, cells: [], copies: 0, carry: "gone" },
+                found
+                  ? { key: found.key, cells: found.cells, copies }
+                  : { key, cells: NO_CELLS, copies: 0, carry: "gone" },
               );
             }
           }

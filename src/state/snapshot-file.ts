@@ -59,18 +59,31 @@ class StoredEntry implements SnapshotEntry {
   readonly companyId: string;
   readonly groupId: string;
   readonly rowHash: string;
-  readonly #raw: Buffer;
-  /** Where the bitmap starts in `#raw`. */
+  /** The block the record is in, and where in it the record and its bitmap are (offsets, not a view: cheaper). */
+  readonly #block: Buffer;
+  readonly #start: number;
+  readonly #end: number;
   readonly #bitmap: number;
   readonly #shape: Shape;
   #hashes: (string | null)[] | undefined;
   #items: (string | null)[] | undefined;
 
-  constructor(companyId: string, groupId: string, rowHash: string, raw: Buffer, bitmap: number, shape: Shape) {
+  constructor(
+    companyId: string,
+    groupId: string,
+    rowHash: string,
+    block: Buffer,
+    start: number,
+    end: number,
+    bitmap: number,
+    shape: Shape,
+  ) {
     this.companyId = companyId;
     this.groupId = groupId;
     this.rowHash = rowHash;
-    this.#raw = raw;
+    this.#block = block;
+    this.#start = start;
+    this.#end = end;
     this.#bitmap = bitmap;
     this.#shape = shape;
     Object.freeze(this);
@@ -87,7 +100,7 @@ class StoredEntry implements SnapshotEntry {
   }
 
   #decode(): void {
-    const raw = this.#raw;
+    const raw = this.#block;
     const { properties, withItems } = this.#shape;
     const bitmap = this.#bitmap;
     let o = bitmap + ((properties + 7) >> 3);
@@ -128,7 +141,7 @@ class StoredEntry implements SnapshotEntry {
   /** Adds 1 to `counts[i]` for each property `i` set on `entry`, from its bitmap when it was read from a file. */
   static countSet(entry: SnapshotEntry, counts: number[]): void {
     if (entry instanceof StoredEntry && !entry.#hashes) {
-      const raw = entry.#raw;
+      const raw = entry.#block;
       const bitmap = entry.#bitmap;
       for (let i = 0; i < counts.length; i++) if (raw[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
       return;
@@ -137,9 +150,14 @@ class StoredEntry implements SnapshotEntry {
     for (let i = 0; i < hashes.length; i++) if (hashes[i] !== null) counts[i]!++;
   }
 
-  /** The record's bytes, if they fit a file of this shape as they are. */
-  static raw(entry: SnapshotEntry, shape: Shape): Buffer | undefined {
-    return entry instanceof StoredEntry && entry.#shape.key === shape.key ? entry.#raw : undefined;
+  /** The length of the record's bytes if they fit a file of this shape as they are, else -1. */
+  static rawLength(entry: SnapshotEntry, shape: Shape): number {
+    return entry instanceof StoredEntry && entry.#shape.key === shape.key ? entry.#end - entry.#start : -1;
+  }
+
+  /** Copies the record's bytes (see `rawLength`) to `target` at `at`. */
+  static copyRaw(entry: StoredEntry, target: Buffer, at: number): number {
+    return entry.#block.copy(target, at, entry.#start, entry.#end);
   }
 }
 
@@ -226,14 +244,14 @@ export class SnapshotWriter {
 
   /** Adds one entry; writes a block to disk when the current one is full. */
   async add(entry: SnapshotEntry): Promise<void> {
-    const raw = StoredEntry.raw(entry, this.#shape);
-    if (raw) {
-      if (this.#used + raw.length > this.#block.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + raw.length));
+    const length = StoredEntry.rawLength(entry, this.#shape);
+    if (length >= 0) {
+      if (this.#used + length > this.#block.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + length));
         this.#block.copy(bigger, 0, 0, this.#used);
         this.#block = bigger;
       }
-      this.#used += raw.copy(this.#block, this.#used);
+      this.#used += StoredEntry.copyRaw(entry as StoredEntry, this.#block, this.#used);
       this.#blockRecords++;
       this.#total++;
       if (this.#used >= BLOCK_TARGET) await this.#flushBlock();
@@ -503,7 +521,7 @@ export async function* readSnapshot(
         if (o > payload.length) throw corrupt(path, "record runs past its block");
         entries[r] = keysOnly
           ? { companyId, groupId, rowHash, hashes: none }
-          : new StoredEntry(companyId, groupId, rowHash, payload.subarray(start, o), bitmap - start, shape);
+          : new StoredEntry(companyId, groupId, rowHash, payload, start, o, bitmap, shape);
       }
       if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
       total += records;

@@ -28,7 +28,9 @@ function messageOf(error: unknown): string {
 
 /** The SQLSTATE of a server error, or undefined for socket and client-side errors. */
 export function sqlState(error: unknown): string | undefined {
-  const code = fields(error).code;
+  const { code, syscall } = fields(error) as { code?: unknown; syscall?: unknown };
+  // A socket error's code can look like one too (EPIPE has five capitals); those carry the failed system call.
+  if (syscall !== undefined) return undefined;
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 

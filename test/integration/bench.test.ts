@@ -13,14 +13,14 @@ import { fileURLToPath } from "node:url";
 import type { BenchResult } from "../../bench/report.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-const ROWS = 10_000;
+const ROWS = 100_000;
 const STATE = 20_000;
 
 /** How many of the ids 1…rows have `id % modulus === remainder`: the rows bench/table.ts changes. */
 const every = (rows: number, modulus: number, remainder: number) =>
   Math.floor((rows - remainder) / modulus) + (remainder >= 1 && remainder <= rows ? 1 : 0);
 
-test("npm run bench at 10,000 rows: every phase runs and reports the expected counts", {
+test("npm run bench at 100,000 rows (the CI smoke run): every phase runs and reports the expected counts", {
   timeout: 180_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "groupsync-bench-smoke-"));

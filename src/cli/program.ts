@@ -63,7 +63,9 @@ async function withSignals<T>(work: (options: Pick<RunSyncOptions, "signal" | "s
 
 export function buildProgram(): Command {
   const program = new Command("groupsync")
-    .description("Keeps group profiles in Mixpanel in step with warehouse tables, sending only what changed.")
+    .description(
+      "Keeps group profiles in Mixpanel, PostHog and Segment in step with warehouse tables, sending only what changed.",
+    )
     .option("-c, --config <path>", "path of sync.config.yaml", "sync.config.yaml")
     .option("--json", "machine-readable output on stdout")
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error", "silent"]))

@@ -75,7 +75,17 @@ export interface MergeOptions {
   readonly maxWindow: number;
 }
 
-type Operation = { op: GroupOperation; apply: () => void };
+/**
+ * An operation and what its outcome changes in the group's new entry. `maybe`: what to record when it failed, as it
+ * may still have been applied (a `$union`'s items: recorded, a later run can `$remove` them; removing an item that
+ * is not there is harmless). `maybeItems`: the same, per property index, for the journal (a crash mid-send).
+ */
+type Operation = {
+  op: GroupOperation;
+  apply: () => void;
+  maybe?: () => void;
+  maybeItems?: ReadonlyMap<number, readonly ListItem[]>;
+};
 
 /** The change of one `op: union` list: items recorded before, items to add and to remove. */
 interface ListChange {
@@ -341,6 +351,9 @@ export class Merge {
     if (adding.length > 0) {
       const lists: Record<string, ListItem[]> = {};
       for (const change of adding) lists[this.#names[change.index]!] = change.added;
+      const maybeItems = new Map<number, readonly ListItem[]>();
+      for (const change of adding)
+        if (!this.#rules[change.index]!.keepRemoved) maybeItems.set(change.index, change.added);
       operations.push({
         op: { kind: "union", ref, lists },
         apply: () => {
@@ -350,6 +363,13 @@ export class Merge {
           }
           summary.properties_set += adding.length;
         },
+        maybe: () => {
+          for (const change of adding) {
+            const had = recorded.get(change.index)!;
+            record(change.index, [...had, ...change.added.filter((item) => !had.includes(item))]);
+          }
+        },
+        maybeItems,
       });
     }
     for (const change of changes) {
@@ -395,8 +415,8 @@ export class Merge {
     let skipped = false;
     slot.pending = operations.length;
     this.#window.push(slot);
-    await o.journal!.record(slot.entry, touched);
-    for (const { op, apply } of operations) {
+    await o.journal!.record(slot.entry, touched, journalItems(operations, this.#width));
+    for (const { op, apply, maybe } of operations) {
       await o.sink.enqueue(op, (result) => {
         if (result.ok) {
           apply();
@@ -407,6 +427,7 @@ export class Merge {
           skipped = true;
         } else {
           failed = true;
+          maybe?.();
           this.failed(slot.entry, result, slot);
         }
         slot.pending--;
@@ -458,4 +479,16 @@ export class Merge {
       await this.#o.write(this.translate(next));
     }
   }
+}
+
+/** The items a group's `$union`s may add, by property index, as JSON arrays: what the journal keeps for a crash. */
+function journalItems(operations: readonly Operation[], width: number): (string | null)[] | undefined {
+  let items: (string | null)[] | undefined;
+  for (const { maybeItems } of operations) {
+    for (const [index, added] of maybeItems ?? []) {
+      items ??= new Array(width).fill(null);
+      items[index] = JSON.stringify(added);
+    }
+  }
+  return items;
 }

@@ -38,9 +38,10 @@ export class Journal {
 
   /**
    * Records that `key` is about to be changed: `touched` are property indexes whose value becomes unknown until
-   * acknowledged, or "all" (a delete). Consecutive calls for the same key are merged.
+   * acknowledged, or "all" (a delete); `items`, by property index, JSON arrays of list items that may be added.
+   * Consecutive calls for the same key are merged.
    */
-  record(key: GroupKey, touched: readonly number[] | "all"): Promise<void> {
+  record(key: GroupKey, touched: readonly number[] | "all", items?: (string | null)[]): Promise<void> {
     return this.#serial(async () => {
       if (!this.#writer) {
         const file = join(this.#dir, `${JOURNAL_PREFIX}${this.#id}-${this.#section}.bin`);
@@ -51,7 +52,14 @@ export class Journal {
       if (touched === "all") hashes.fill(UNKNOWN_HASH);
       else for (const index of touched) hashes[index] = UNKNOWN_HASH;
       this.#last = key;
-      await this.#writer.add({ companyId: key.companyId, groupId: key.groupId, rowHash: UNKNOWN_HASH, hashes });
+      // `items`: list items the operations may add (`op: union`); recovery records them so a later run can remove them.
+      await this.#writer.add({
+        companyId: key.companyId,
+        groupId: key.groupId,
+        rowHash: UNKNOWN_HASH,
+        hashes,
+        ...(items ? { items } : {}),
+      });
     });
   }
 

@@ -198,6 +198,8 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
           recovered++;
           merged.rowHash = UNKNOWN_HASH;
           for (let p = 0; p < width; p++) if (wide.hashes[p] !== null) merged.hashes[p] = UNKNOWN_HASH;
+          // Items a killed run's `$union` may have added are recorded, so that a later run removes the ones that left.
+          if (wide.items && merged !== wide) merged.items = unionItems(merged.items, wide.items, width);
         }
       }
       for (let p = 0; p < width; p++) if (merged!.hashes[p] !== null) counts[p]!++;
@@ -225,4 +227,20 @@ export async function recoverJournals(options: RecoverOptions): Promise<Recovery
   for (const journal of journals) await rm(journal, { force: true });
   if (prefix) await rm(prefix.path, { force: true });
   return { checkpoint, recovered, kept };
+}
+
+/** Per property, the items of `a` and then those of `b` not in `a` (JSON arrays); null where both have none. */
+function unionItems(
+  a: readonly (string | null)[] | undefined,
+  b: readonly (string | null)[],
+  width: number,
+): (string | null)[] {
+  const out: (string | null)[] = new Array(width).fill(null);
+  for (let p = 0; p < width; p++) {
+    const left: unknown[] = a?.[p] ? JSON.parse(a[p]!) : [];
+    const right: unknown[] = b[p] ? JSON.parse(b[p]!) : [];
+    const items = [...left, ...right.filter((item) => !left.includes(item))];
+    out[p] = items.length > 0 ? JSON.stringify(items) : null;
+  }
+  return out;
 }

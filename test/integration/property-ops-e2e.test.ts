@@ -218,3 +218,37 @@ describe("per-property operations through the Mixpanel receiver", () => {
     );
   });
 });
+
+describe("a $union whose answer was lost", () => {
+  let e2e: E2E;
+  before(async () => {
+    e2e = await startE2E({
+      mapping:
+        "from: public.accounts\ngroup_key: company\ngroup_id: id\nproperties:\n  features: { column: features, op: union }\n",
+      destinationExtra: "    max_retries: 1",
+    });
+    await e2e.db.query(
+      "create table accounts (id text primary key, features text[]); insert into accounts values ('acme', '{a}')",
+    );
+  });
+  after(() => e2e.dispose());
+
+  test("its items count as maybe added: when one leaves the list, the next run removes it", async () => {
+    assert.equal((await e2e.run()).status, "ok");
+    await e2e.db.query("update accounts set features = '{a,b}'");
+    // Every attempt is applied, but answered after the 2 s timeout: the run cannot know that "b" arrived.
+    e2e.receiver.fail({ delayMs: 2500 }, { delayMs: 2500 });
+    const lost = await e2e.run();
+    assert.equal(lost.status, "failed");
+    assert.deepEqual(e2e.profiles().acme?.features, ["a", "b"]);
+    e2e.receiver.clearFaults();
+    await e2e.db.query("update accounts set features = '{a}'");
+    const from = e2e.receiver.requests.length;
+    assert.equal((await e2e.run()).status, "ok");
+    assert.deepEqual(
+      updatesSince(e2e, from).map(({ $group_key: _k, ...rest }) => rest),
+      [{ $group_id: "acme", $remove: { features: "b" } }],
+    );
+    assert.deepEqual(e2e.profiles().acme?.features, ["a"]);
+  });
+});

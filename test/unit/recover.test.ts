@@ -89,3 +89,57 @@ test("a journal left by a killed run marks the touched properties unknown, adds 
   });
   assert.equal(again.recovered, 0);
 });
+
+test("items a killed run's $union may have added are recorded, so a later run can $remove them", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "gs-recover-"));
+  const paths = syncStatePaths(dir, "s");
+  const { mkdirSync, statSync } = await import("node:fs");
+  mkdirSync(paths.dir);
+  const writer = await SnapshotWriter.create(paths.snapshot("snapshot-a.bin"), {
+    properties: ["name", "tags"],
+    hierarchical: false,
+  });
+  await writer.add({
+    companyId: "",
+    groupId: "k1",
+    rowHash: h("r1"),
+    hashes: [h("n1"), h("t1")],
+    items: [null, '["a"]'],
+  });
+  await writer.finish();
+  const checkpoint: Checkpoint = {
+    format: "groupsync-checkpoint",
+    version: 1,
+    identity,
+    snapshot: { file: "snapshot-a.bin", groups: 1, bytes: statSync(paths.snapshot("snapshot-a.bin")).size },
+    properties: [
+      { name: "name", definition: "name||text", retired: false, groups_set: 1 },
+      { name: "tags", definition: "tags|list|array|union", retired: false, groups_set: 1 },
+    ],
+    updated_at: "2026-01-01T00:00:00Z",
+  };
+  await writeCheckpoint(paths.checkpoint, checkpoint);
+  const journal = new Journal(paths.dir, "run2", { properties: ["name", "tags"], hierarchical: false });
+  await journal.record({ companyId: "", groupId: "k1" }, [1], [null, '["a","b",7]']);
+  await journal.record({ companyId: "", groupId: "k2" }, [0, 1], [null, '["c"]']);
+  await journal.durable();
+
+  const result = await recoverJournals({ paths, checkpoint, identity, hierarchical: false, runId: "run3" });
+  const entries = await readAll(paths.snapshot(result.checkpoint!.snapshot.file));
+  assert.deepEqual(entries, [
+    {
+      companyId: "",
+      groupId: "k1",
+      rowHash: UNKNOWN_HASH,
+      hashes: [h("n1"), UNKNOWN_HASH],
+      items: [null, '["a","b",7]'],
+    },
+    {
+      companyId: "",
+      groupId: "k2",
+      rowHash: UNKNOWN_HASH,
+      hashes: [UNKNOWN_HASH, UNKNOWN_HASH],
+      items: [null, '["c"]'],
+    },
+  ]);
+});

@@ -15,16 +15,17 @@ const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const INTEGER_TEXT = /^[+-]?\d+$/;
 /** Smallest normal double: below it a decimal loses digits even when it has few. */
 const MIN_NORMAL = 2.2250738585072014e-308;
-const BOOLEAN_TEXT: Readonly<Record<string, boolean>> = {
-  true: true,
-  t: true,
-  yes: true,
-  "1": true,
-  false: false,
-  f: false,
-  no: false,
-  "0": false,
-};
+/** A Map, not an object: a cell reading `__proto__` or `constructor` must not find Object.prototype's members. */
+const BOOLEAN_TEXT: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["t", true],
+  ["yes", true],
+  ["1", true],
+  ["false", false],
+  ["f", false],
+  ["no", false],
+  ["0", false],
+]);
 /**
  * PostgreSQL's ISO output (`2024-01-15 10:00:00.123456+00`, years past 9999 with more digits, a ` BC` suffix) and
  * ISO 8601 / RFC 3339 text (`2024-01-15T10:00Z`, `…+05:30`, a bare date).
@@ -269,7 +270,7 @@ function toBoolean(text: string, column: SourceColumn): Coerced {
   if (column.kind !== "boolean" && column.kind !== "text" && column.kind !== "integer" && column.kind !== "bigint") {
     return cannot(text, column, "boolean", "only boolean, integer and text columns convert to booleans");
   }
-  const value = BOOLEAN_TEXT[text.trim().toLowerCase()];
+  const value = BOOLEAN_TEXT.get(text.trim().toLowerCase());
   return value === undefined ? cannot(text, column, "boolean", "expected true/false, t/f, 1/0 or yes/no") : ok(value);
 }
 

@@ -282,6 +282,13 @@ describe("declared list and object", () => {
   ]);
 });
 
+test("cells named like Object.prototype members are refused as booleans, not looked up on the prototype", () => {
+  for (const text of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+    const result = coerceValue(text, column("integer"), "boolean");
+    assert.equal(result.ok, false, text);
+  }
+});
+
 test("a long value is shortened in the refusal reason", () => {
   const result = coerceValue("x".repeat(500), column("text"), "number");
   assert.equal(result.ok, false);

@@ -14,11 +14,11 @@
 import type { Logger } from "pino";
 import { SourceError } from "../errors.js";
 import type { CompiledMapping } from "../mapping/mapper.js";
-import type { HashReader, RawRow, ReadOptions, ReadSpec } from "../source.js";
+import type { HashReader, RawRow, ReadOptions } from "../source.js";
 import { compareKeys, type GroupKey } from "../state/key-order.js";
 import { EntryCursor } from "../state/snapshot-cursor.js";
 import { KeyFlag, KeyLog, type KeyRecord } from "./key-log.js";
-import { outOfOrder, type ReadContext, type SourceGroup } from "./read-groups.js";
+import { keyTexts, outOfOrder, type ReadContext, type SourceGroup } from "./read-groups.js";
 
 export interface HashedReadOptions {
   readonly reader: HashReader;
@@ -56,11 +56,6 @@ export function hashedCells(
   const indexes = mapping.properties.flatMap((property, index) => (property.constant === undefined ? [index] : []));
   if (indexes.length === mapping.properties.length) return (cells) => cells;
   return (cells) => indexes.map((index) => cells[index] ?? null);
-}
-
-/** The key as the texts of the read's `orderBy` columns. */
-function keyTexts(spec: ReadSpec, record: KeyRecord): string[] {
-  return spec.orderBy.length === 2 ? [record.b, record.a] : [record.a];
 }
 
 /** The cells of a group the fetch pass did not fetch. */
@@ -219,7 +214,7 @@ export class HashedRead {
           aheadAt = 0;
         }
         const record = aheadBlock[aheadAt++]!;
-        if (record.flag === KeyFlag.Changed) keys.push(keyTexts(spec, record));
+        if (record.flag === KeyFlag.Changed) keys.push(keyTexts(spec, keyOf(record)));
       }
       rows = await o.reader.lookup(spec, keys, o.readOptions.signal ? { signal: o.readOptions.signal } : {});
       at = 0;

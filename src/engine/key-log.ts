@@ -4,6 +4,7 @@
  * table, and is read twice in step by the fetch pass: once to batch the changed keys, once to emit the groups.
  */
 import { type FileHandle, open, rm } from "node:fs/promises";
+import { readVarint, writeVarint } from "../state/varint.js";
 
 export const KeyFlag = { Unchanged: 0, Changed: 1, Duplicate: 2, Rejected: 3 } as const;
 export type KeyFlag = (typeof KeyFlag)[keyof typeof KeyFlag];
@@ -48,10 +49,10 @@ export class KeyLog {
     let o = this.#used;
     const buffer = this.#buffer;
     buffer[o++] = record.flag;
-    o = varint(buffer, o, record.copies);
-    o = varint(buffer, o, a);
+    o = writeVarint(buffer, o, record.copies);
+    o = writeVarint(buffer, o, a);
     o += buffer.write(record.a, o, "utf8");
-    o = varint(buffer, o, b);
+    o = writeVarint(buffer, o, b);
     o += buffer.write(record.b, o, "utf8");
     this.#used = o;
     this.#count++;
@@ -105,39 +106,19 @@ export class KeyLog {
   }
 }
 
-function varint(buffer: Buffer, offset: number, value: number): number {
-  let v = value;
-  let o = offset;
-  while (v >= 0x80) {
-    buffer[o++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buffer[o++] = v;
-  return o;
-}
-
-function readVarint(buffer: Buffer, offset: number, end: number): [number, number] | undefined {
-  let value = 0;
-  let shift = 0;
-  for (let o = offset; o < end; o++) {
-    const byte = buffer[o]!;
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value, o + 1];
-    shift += 7;
-  }
-  return undefined;
-}
-
 function parse(buffer: Buffer, offset: number, end: number): { record: KeyRecord; next: number } | undefined {
   if (offset >= end) return undefined;
   const flag = buffer[offset]! as KeyFlag;
-  const copies = readVarint(buffer, offset + 1, end);
-  if (!copies) return undefined;
-  const aLength = readVarint(buffer, copies[1], end);
-  if (!aLength || aLength[1] + aLength[0] > end) return undefined;
-  const a = buffer.toString("utf8", aLength[1], aLength[1] + aLength[0]);
-  const bLength = readVarint(buffer, aLength[1] + aLength[0], end);
-  if (!bLength || bLength[1] + bLength[0] > end) return undefined;
-  const b = buffer.toString("utf8", bLength[1], bLength[1] + bLength[0]);
-  return { record: { flag, copies: copies[0], a, b }, next: bLength[1] + bLength[0] };
+  const at = { offset: offset + 1 };
+  const copies = readVarint(buffer, at, end);
+  if (copies < 0) return undefined;
+  const aLength = readVarint(buffer, at, end);
+  if (aLength < 0 || at.offset + aLength > end) return undefined;
+  const a = buffer.toString("utf8", at.offset, at.offset + aLength);
+  at.offset += aLength;
+  const bLength = readVarint(buffer, at, end);
+  if (bLength < 0 || at.offset + bLength > end) return undefined;
+  const b = buffer.toString("utf8", at.offset, at.offset + bLength);
+  at.offset += bLength;
+  return { record: { flag, copies, a, b }, next: at.offset };
 }

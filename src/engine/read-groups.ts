@@ -5,7 +5,7 @@
  */
 import { SourceError } from "../errors.js";
 import type { CompiledMapping } from "../mapping/mapper.js";
-import type { ChangeReader, ChangeSpec, RawRow } from "../source.js";
+import type { ChangeReader, ChangeSpec, RawRow, ReadSpec } from "../source.js";
 import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import type { RejectLog } from "./reject-log.js";
 import type { SortedSpill } from "./sorted-spill.js";
@@ -31,6 +31,11 @@ export interface ReadContext {
   readonly counters: { valid: number };
   /** Called after each chunk or page with the rows read so far. */
   readonly onRows?: (rows: number) => void;
+}
+
+/** The key as texts of the read's `orderBy` columns (the form `ReadSpec.after` and lookups take). */
+export function keyTexts(spec: ReadSpec, key: GroupKey): string[] {
+  return spec.orderBy.length === 2 ? [key.companyId, key.groupId] : [key.groupId];
 }
 
 export function outOfOrder(before: GroupKey, after: GroupKey, what: string): SourceError {

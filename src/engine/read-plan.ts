@@ -22,7 +22,7 @@ import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import { type BackfillScope, readBackfillState } from "../state/progress-file.js";
 import type { SyncStatePaths } from "../state/state-dir.js";
 import { HashedRead, type HashedReadOptions } from "./hashed-read.js";
-import { orderedGroups, type ReadContext, type SourceGroup, stageChanges } from "./read-groups.js";
+import { keyTexts, orderedGroups, type ReadContext, type SourceGroup, stageChanges } from "./read-groups.js";
 import { SortedSpill } from "./sorted-spill.js";
 
 /** Cursor types compared against the database's clock (a future value must not become the watermark). */
@@ -76,11 +76,6 @@ const nothing = () => false;
 function layoutSignature(layout: Layout): string {
   const current = layout.properties.slice(0, layout.current).map((p) => [p.name, p.definition]);
   return createHash("sha256").update(JSON.stringify(current)).digest("hex").slice(0, 16);
-}
-
-/** The key as texts of the read's `orderBy` columns. */
-function keyTexts(spec: ReadSpec, key: GroupKey): string[] {
-  return spec.orderBy.length === 2 ? [key.companyId, key.groupId] : [key.groupId];
 }
 
 export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {

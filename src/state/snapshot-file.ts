@@ -20,6 +20,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { StateError } from "../errors.js";
 import type { GroupKey } from "./key-order.js";
 import { stateWriteError } from "./state-dir.js";
+import { readVarint, writeVarint } from "./varint.js";
 
 const MAGIC = Buffer.from("GSSNAP1\n", "latin1");
 const FOOTER_MARK = 0xffffffff;
@@ -114,24 +115,16 @@ class StoredEntry implements SnapshotEntry {
       }
     }
     if (withItems) {
+      // The reader checked these bytes when it read the block.
       let items: (string | null)[] | undefined;
-      const varint = (): number => {
-        let value = 0;
-        let shift = 0;
-        for (;;) {
-          const byte = raw[o++]!;
-          value += (byte & 0x7f) * 2 ** shift;
-          if (byte < 0x80) return value;
-          shift += 7;
-        }
-      };
-      const lists = varint();
+      const at = { offset: o };
+      const lists = readVarint(raw, at, this.#end);
       for (let l = 0; l < lists; l++) {
-        const index = varint();
-        const length = varint();
+        const index = readVarint(raw, at, this.#end);
+        const length = readVarint(raw, at, this.#end);
         items ??= new Array(properties).fill(null);
-        items[index] = raw.toString("utf8", o, o + length);
-        o += length;
+        items[index] = raw.toString("utf8", at.offset, at.offset + length);
+        at.offset += length;
       }
       if (items) this.#items = Object.freeze(items) as (string | null)[];
     }
@@ -175,17 +168,6 @@ const recordShape = (withItems: boolean, hierarchical: boolean, properties: numb
   properties,
   key: `${withItems ? 2 : 1}|${hierarchical}|${properties}`,
 });
-
-function writeVarint(buffer: Buffer, offset: number, value: number): number {
-  let v = value;
-  let o = offset;
-  while (v >= 0x80) {
-    buffer[o++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buffer[o++] = v;
-  return o;
-}
 
 /** Writes a snapshot file. Entries must be added in key order. */
 export class SnapshotWriter {
@@ -479,16 +461,13 @@ export async function* readSnapshot(
       }
       const entries: SnapshotEntry[] = new Array(records);
       let o = 0;
+      const at = { offset: 0 };
       const varint = (): number => {
-        let value = 0;
-        let shift = 0;
-        for (;;) {
-          if (o >= payload.length) throw corrupt(path, "record runs past its block");
-          const byte = payload[o++]!;
-          value += (byte & 0x7f) * 2 ** shift;
-          if (byte < 0x80) return value;
-          shift += 7;
-        }
+        at.offset = o;
+        const value = readVarint(payload, at, payload.length);
+        if (value < 0) throw corrupt(path, "record runs past its block");
+        o = at.offset;
+        return value;
       };
       for (let r = 0; r < records; r++) {
         const start = o;

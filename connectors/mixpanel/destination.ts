@@ -4,10 +4,11 @@
  * `POST {host}/groups?ip=0&strict=1&verbose=2`, `Content-Type: application/json`, a raw JSON array, one operation
  * per update object; in Hierarchical Groups projects every object carries the bare `$company_id`.
  */
-import { errors, Pool } from "undici";
+import { Pool } from "undici";
 import type { Destination, EncodedOperation, SendOptions, SendOutcome } from "../../src/destination.js";
 import type { GroupOperation } from "../../src/model.js";
 import { redact } from "../../src/secret.js";
+import { networkReason } from "../shared/http.js";
 import { MIXPANEL_HOSTS, type MixpanelDestinationConfig } from "./config.js";
 import { classifyResponse } from "./response.js";
 
@@ -107,18 +108,4 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
       return closed;
     },
   };
-}
-
-/** Network errors, resets and timeouts are all worth a retry; the reason says which it was. */
-function networkReason(error: unknown, origin: string, timeout: number): string {
-  if (error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError) {
-    return `no complete answer from ${origin} within ${timeout} ms`;
-  }
-  if (error instanceof errors.ConnectTimeoutError) return `could not connect to ${origin} within ${timeout} ms`;
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
-    return `network error talking to ${origin}: ${typeof code === "string" ? `${code} ` : ""}${error.message}${cause}`;
-  }
-  return `network error talking to ${origin}: ${String(error)}`;
 }

@@ -4,17 +4,9 @@
  */
 import { SourceError } from "../../src/errors.js";
 import type { ChangeSpec, HashSpec, ReadSpec } from "../../src/source.js";
+import { quoteIdent, quoteRelation as quoteNames } from "../shared/sql-names.js";
 
-/** Quotes one identifier exactly as given: `a"b` → `"a""b"`. */
-export function quoteIdent(name: string): string {
-  if (name.length === 0 || name.includes("\0")) {
-    throw new SourceError(`invalid identifier ${JSON.stringify(name)}`, {
-      code: "SOURCE_IDENTIFIER_INVALID",
-      action: "Use a non-empty column or table name without NUL characters.",
-    });
-  }
-  return `"${name.replaceAll('"', '""')}"`;
-}
+export { quoteIdent };
 
 /**
  * Quotes a `from` name: `table`, `schema.table` or `database.schema.table`, each part either written plainly or
@@ -22,42 +14,13 @@ export function quoteIdent(name: string): string {
  * case and may contain dots.
  */
 export function quoteRelation(from: string): string {
-  const invalid = (why: string) =>
-    new SourceError(`invalid table name ${JSON.stringify(from)}: ${why}`, {
-      code: "SOURCE_RELATION_INVALID",
-      action: 'Write `from` as table, schema.table or "Quoted"."Name" in the mapping file.',
-    });
-  const text = from.trim();
-  const parts: string[] = [];
-  let i = 0;
-  for (;;) {
-    let part = "";
-    if (text[i] === '"') {
-      for (i++; ; i++) {
-        if (i >= text.length) throw invalid("a quote is not closed");
-        if (text[i] === '"') {
-          if (text[i + 1] !== '"') break;
-          i++;
-        }
-        part += text[i];
-      }
-      i++;
-      if (part === "") throw invalid("an empty quoted name");
-    } else {
-      const end = text.indexOf(".", i);
-      const raw = text.slice(i, end < 0 ? text.length : end).trim();
-      if (raw === "") throw invalid("an empty name part");
-      if (raw.includes('"')) throw invalid("a quote inside an unquoted name");
-      part = raw.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
-      i = end < 0 ? text.length : end;
-    }
-    parts.push(part);
-    if (i >= text.length) break;
-    if (text[i] !== ".") throw invalid(`unexpected ${JSON.stringify(text[i])} after a quoted name`);
-    i++;
-  }
-  if (parts.length > 3) throw invalid("more than three name parts");
-  return parts.map(quoteIdent).join(".");
+  return quoteNames(from, {
+    action: 'Write `from` as table, schema.table or "Quoted"."Name" in the mapping file.',
+    plain: (raw, invalid) => {
+      if (raw.includes('"')) invalid("a quote inside an unquoted name");
+      return raw.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+    },
+  });
 }
 
 /** A statement, and where the user's query sits in it (for error positions); `queryAt` is -1 for a table. */

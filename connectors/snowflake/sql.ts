@@ -5,17 +5,10 @@
  */
 import { SourceError } from "../../src/errors.js";
 import type { ReadSpec } from "../../src/source.js";
+import { quoteIdent, quoteRelation as quoteNames } from "../shared/sql-names.js";
 
-/** Quotes one identifier exactly as given: `a"b` → `"a""b"`. Column names come quoted from describe, exact. */
-export function quoteIdent(name: string): string {
-  if (name.length === 0 || name.includes("\0")) {
-    throw new SourceError(`invalid identifier ${JSON.stringify(name)}`, {
-      code: "SOURCE_IDENTIFIER_INVALID",
-      action: "Use a non-empty column or table name without NUL characters.",
-    });
-  }
-  return `"${name.replaceAll('"', '""')}"`;
-}
+/** Column names come quoted from describe, exact. */
+export { quoteIdent };
 
 /** What Snowflake accepts unquoted; it stores such names upper-cased. */
 const UNQUOTED = /^[A-Za-z_][A-Za-z0-9_$]*$/;
@@ -25,42 +18,13 @@ const UNQUOTED = /^[A-Za-z_][A-Za-z0-9_$]*$/;
  * double-quoted. Plain parts are upper-cased, as Snowflake resolves unquoted names; quoted parts keep their case.
  */
 export function quoteRelation(from: string): string {
-  const invalid = (why: string) =>
-    new SourceError(`invalid table name ${JSON.stringify(from)}: ${why}`, {
-      code: "SOURCE_RELATION_INVALID",
-      action: 'Write `from` as table, schema.table or database.schema.table; quote names such as "Mixed Case".',
-    });
-  const text = from.trim();
-  const parts: string[] = [];
-  let i = 0;
-  for (;;) {
-    let part = "";
-    if (text[i] === '"') {
-      for (i++; ; i++) {
-        if (i >= text.length) throw invalid("a quote is not closed");
-        if (text[i] === '"') {
-          if (text[i + 1] !== '"') break;
-          i++;
-        }
-        part += text[i];
-      }
-      i++;
-      if (part === "") throw invalid("an empty quoted name");
-    } else {
-      const end = text.indexOf(".", i);
-      const raw = text.slice(i, end < 0 ? text.length : end).trim();
-      if (raw === "") throw invalid("an empty name part");
-      if (!UNQUOTED.test(raw)) throw invalid(`${JSON.stringify(raw)} must be quoted (letters, digits, _ and $ only)`);
-      part = raw.toUpperCase();
-      i = end < 0 ? text.length : end;
-    }
-    parts.push(part);
-    if (i >= text.length) break;
-    if (text[i] !== ".") throw invalid(`unexpected ${JSON.stringify(text[i])} after a quoted name`);
-    i++;
-  }
-  if (parts.length > 3) throw invalid("more than three name parts");
-  return parts.map(quoteIdent).join(".");
+  return quoteNames(from, {
+    action: 'Write `from` as table, schema.table or database.schema.table; quote names such as "Mixed Case".',
+    plain: (raw, invalid) => {
+      if (!UNQUOTED.test(raw)) invalid(`${JSON.stringify(raw)} must be quoted (letters, digits, _ and $ only)`);
+      return raw.toUpperCase();
+    },
+  });
 }
 
 /** A statement, and where the user's query sits in it (for error positions). */

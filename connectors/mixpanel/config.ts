@@ -1,6 +1,6 @@
 /** Configuration of a Mixpanel destination (`type: mixpanel`). */
 import { z } from "zod";
-import { duration, secretString } from "../../src/config/common.js";
+import { deliverySettings, duration, secretString } from "../../src/config/common.js";
 import { isInsecureRemote } from "../../src/config/insecure-host.js";
 
 /** Ingestion hosts by data residency (Mixpanel's OpenAPI `servers` block). */
@@ -52,22 +52,12 @@ export const mixpanelDestinationSchema = z
       .boolean()
       .default(false)
       .meta({ description: "The project uses Hierarchical Groups: every update carries $company_id." }),
-    batch_size: z
-      .number()
-      .int()
-      .min(1)
-      .max(2000)
-      .default(200)
-      .meta({ description: "Updates per request (Mixpanel allows up to 2000)." }),
-    concurrency: z.number().int().min(1).max(32).default(4).meta({ description: "Requests in flight at once." }),
-    timeout: duration("Longest wait for one response before it counts as failed and is retried.").default(30_000),
-    max_retries: z
-      .number()
-      .int()
-      .min(0)
-      .max(50)
-      .default(8)
-      .meta({ description: "Retries of one batch on 429, 5xx and network errors before the run gives up on it." }),
+    ...deliverySettings({
+      max: 2000,
+      default: 200,
+      description: "Updates per request (Mixpanel allows up to 2000).",
+      maxConcurrency: 32,
+    }),
     query: z
       .strictObject({
         service_account_username: secretString(

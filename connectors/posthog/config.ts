@@ -1,6 +1,6 @@
 /** Configuration of a PostHog destination (`type: posthog`). */
 import { z } from "zod";
-import { duration, secretString } from "../../src/config/common.js";
+import { deliverySettings, secretString } from "../../src/config/common.js";
 import { isInsecureRemote } from "../../src/config/insecure-host.js";
 
 /**
@@ -43,22 +43,12 @@ export const posthogDestinationSchema = z
       .boolean()
       .default(false)
       .meta({ description: "Allow plain http:// to a host that is not loopback." }),
-    batch_size: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
-      .default(100)
-      .meta({ description: "Operations per request to /batch/." }),
-    concurrency: z.number().int().min(1).max(16).default(4).meta({ description: "Requests in flight at once." }),
-    timeout: duration("Longest wait for one response before it counts as failed and is retried.").default(30_000),
-    max_retries: z
-      .number()
-      .int()
-      .min(0)
-      .max(50)
-      .default(8)
-      .meta({ description: "Retries of one batch on 429, 5xx and network errors before the run gives up on it." }),
+    ...deliverySettings({
+      max: 1000,
+      default: 100,
+      description: "Operations per request to /batch/.",
+      maxConcurrency: 16,
+    }),
   })
   .superRefine((config, context) => {
     if (config.personal_api_key && config.project_id === undefined) {

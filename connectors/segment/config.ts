@@ -1,6 +1,6 @@
 /** Configuration of a Segment destination (`type: segment`). */
 import { z } from "zod";
-import { duration, secretString } from "../../src/config/common.js";
+import { deliverySettings, secretString } from "../../src/config/common.js";
 import { isInsecureRemote } from "../../src/config/insecure-host.js";
 
 /**
@@ -56,22 +56,12 @@ export const segmentDestinationSchema = z
       description:
         "A trait that became empty is sent as null (Segment overwrites it with null). false: such changes are skipped and reported, and the old value stays.",
     }),
-    batch_size: z
-      .number()
-      .int()
-      .min(1)
-      .max(2500)
-      .default(100)
-      .meta({ description: "Group calls per /v1/batch request (Segment allows up to 2500)." }),
-    concurrency: z.number().int().min(1).max(16).default(4).meta({ description: "Requests in flight at once." }),
-    timeout: duration("Longest wait for one response before it counts as failed and is retried.").default(30_000),
-    max_retries: z
-      .number()
-      .int()
-      .min(0)
-      .max(50)
-      .default(8)
-      .meta({ description: "Retries of one batch on 429, 5xx and network errors before the run gives up on it." }),
+    ...deliverySettings({
+      max: 2500,
+      default: 100,
+      description: "Group calls per /v1/batch request (Segment allows up to 2500).",
+      maxConcurrency: 16,
+    }),
   })
   .superRefine((config, context) => {
     if (config.api_host && !config.allow_insecure && isInsecureRemote(config.api_host)) {

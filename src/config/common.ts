@@ -31,3 +31,33 @@ export function duration(description: string) {
 
 /** A name used as a map key in the config (sources, destinations, syncs). */
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/**
+ * The delivery settings every HTTP destination takes, in this order: operations per request (each API has its own
+ * ceiling), requests in flight, the wait for one response, and retries of one batch.
+ */
+export function deliverySettings(batch: {
+  readonly max: number;
+  readonly default: number;
+  readonly description: string;
+  readonly maxConcurrency: number;
+}) {
+  return {
+    batch_size: z.number().int().min(1).max(batch.max).default(batch.default).meta({ description: batch.description }),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(batch.maxConcurrency)
+      .default(4)
+      .meta({ description: "Requests in flight at once." }),
+    timeout: duration("Longest wait for one response before it counts as failed and is retried.").default(30_000),
+    max_retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(50)
+      .default(8)
+      .meta({ description: "Retries of one batch on 429, 5xx and network errors before the run gives up on it." }),
+  };
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -24,30 +24,44 @@ async function readAll(path: string): Promise<SnapshotEntry[]> {
   return out;
 }
 
-test("a journal left by a killed run marks the touched properties unknown, adds groups it may have created, and is removed", async () => {
+/** A sync's state folder holding one snapshot of `entries` and the checkpoint naming it (what a finished run leaves). */
+async function previousState(properties: Checkpoint["properties"], entries: SnapshotEntry[]) {
   const dir = mkdtempSync(join(tmpdir(), "gs-recover-"));
   const paths = syncStatePaths(dir, "s");
-  const { mkdirSync, statSync } = await import("node:fs");
   mkdirSync(paths.dir);
   const writer = await SnapshotWriter.create(paths.snapshot("snapshot-a.bin"), {
-    properties: ["a", "b"],
+    properties: properties.map((property) => property.name),
     hierarchical: false,
   });
-  await writer.add({ companyId: "", groupId: "k1", rowHash: h("r1"), hashes: [h("a1"), h("b1")] });
-  await writer.add({ companyId: "", groupId: "k3", rowHash: h("r3"), hashes: [h("a3"), null] });
+  for (const entry of entries) await writer.add(entry);
   await writer.finish();
   const checkpoint: Checkpoint = {
     format: "groupsync-checkpoint",
     version: 1,
     identity,
-    snapshot: { file: "snapshot-a.bin", groups: 2, bytes: statSync(paths.snapshot("snapshot-a.bin")).size },
-    properties: [
-      { name: "a", definition: "a||text", retired: false, groups_set: 2 },
-      { name: "b", definition: "b||text", retired: false, groups_set: 1 },
-    ],
+    snapshot: {
+      file: "snapshot-a.bin",
+      groups: entries.length,
+      bytes: statSync(paths.snapshot("snapshot-a.bin")).size,
+    },
+    properties,
     updated_at: "2026-01-01T00:00:00Z",
   };
   await writeCheckpoint(paths.checkpoint, checkpoint);
+  return { paths, checkpoint };
+}
+
+test("a journal left by a killed run marks the touched properties unknown, adds groups it may have created, and is removed", async () => {
+  const { paths, checkpoint } = await previousState(
+    [
+      { name: "a", definition: "a||text", retired: false, groups_set: 2 },
+      { name: "b", definition: "b||text", retired: false, groups_set: 1 },
+    ],
+    [
+      { companyId: "", groupId: "k1", rowHash: h("r1"), hashes: [h("a1"), h("b1")] },
+      { companyId: "", groupId: "k3", rowHash: h("r3"), hashes: [h("a3"), null] },
+    ],
+  );
 
   // The crashed run's layout had a new property "c" and no longer "b".
   const journal = new Journal(paths.dir, "run2", { properties: ["a", "c"], hierarchical: false });
@@ -91,34 +105,13 @@ test("a journal left by a killed run marks the touched properties unknown, adds 
 });
 
 test("items a killed run's $union may have added are recorded, so a later run can $remove them", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "gs-recover-"));
-  const paths = syncStatePaths(dir, "s");
-  const { mkdirSync, statSync } = await import("node:fs");
-  mkdirSync(paths.dir);
-  const writer = await SnapshotWriter.create(paths.snapshot("snapshot-a.bin"), {
-    properties: ["name", "tags"],
-    hierarchical: false,
-  });
-  await writer.add({
-    companyId: "",
-    groupId: "k1",
-    rowHash: h("r1"),
-    hashes: [h("n1"), h("t1")],
-    items: [null, '["a"]'],
-  });
-  await writer.finish();
-  const checkpoint: Checkpoint = {
-    format: "groupsync-checkpoint",
-    version: 1,
-    identity,
-    snapshot: { file: "snapshot-a.bin", groups: 1, bytes: statSync(paths.snapshot("snapshot-a.bin")).size },
-    properties: [
+  const { paths, checkpoint } = await previousState(
+    [
       { name: "name", definition: "name||text", retired: false, groups_set: 1 },
       { name: "tags", definition: "tags|list|array|union", retired: false, groups_set: 1 },
     ],
-    updated_at: "2026-01-01T00:00:00Z",
-  };
-  await writeCheckpoint(paths.checkpoint, checkpoint);
+    [{ companyId: "", groupId: "k1", rowHash: h("r1"), hashes: [h("n1"), h("t1")], items: [null, '["a"]'] }],
+  );
   const journal = new Journal(paths.dir, "run2", { properties: ["name", "tags"], hierarchical: false });
   await journal.record({ companyId: "", groupId: "k1" }, [1], [null, '["a","b",7]']);
   await journal.record({ companyId: "", groupId: "k2" }, [0, 1], [null, '["c"]']);

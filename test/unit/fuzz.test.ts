@@ -59,7 +59,8 @@ function mutate(config: unknown, path: string[], replacement: unknown, mode: "se
   const last = path.at(-1) as string;
   if (mode === "delete") delete node[last];
   else if (mode === "add" && node[last] !== null && typeof node[last] === "object")
-    (node[last] as Record<string, unknown>)[`x_${String(replacement).slice(0, 8)}`] = replacement;
+    // JSON, not String(): a generated object such as { toString: false } cannot be turned into a string.
+    (node[last] as Record<string, unknown>)[`x_${JSON.stringify(replacement).slice(0, 8)}`] = replacement;
   else node[last] = replacement;
   return copy;
 }

@@ -87,7 +87,9 @@ async function startLean(): Promise<Counter> {
     });
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) =>
+    server.listen(Number(process.env.BENCH_RECEIVER_PORT ?? 0), "127.0.0.1", resolve),
+  );
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     stats: () => ({ ...counts, maxInFlight, activeMs: first === undefined ? 0 : last - first }),

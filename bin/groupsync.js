@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `groupsync` command. In a checkout it runs the TypeScript sources through tsx; an installed package runs
-// the compiled dist/.
+// the compiled dist/, and so does a checkout with GROUPSYNC_DIST=1 after `npm run build` (the bench measures that).
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
@@ -14,7 +14,7 @@ if (![...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((arg) => arg.inc
 }
 
 const source = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
-if (existsSync(source)) {
+if (existsSync(source) && process.env.GROUPSYNC_DIST !== "1") {
   const { register } = await import("tsx/esm/api");
   register();
   await import(new URL("../src/cli.ts", import.meta.url).href);

@@ -36,12 +36,15 @@ export class CommitWindow {
   }
 
   /** Writes resolved slots from the front, in order. */
-  async drain(write: (entry: SnapshotEntry, slot: Slot) => Promise<void>): Promise<void> {
+  async drain(write: (entry: SnapshotEntry, slot: Slot) => Promise<void> | undefined): Promise<void> {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.pending > 0) break;
       this.#head++;
-      if (slot.keep) await write(slot.entry, slot);
+      if (slot.keep) {
+        const wait = write(slot.entry, slot);
+        if (wait) await wait;
+      }
     }
     if (this.#head > 4096 && this.#head * 2 > this.#slots.length) {
       this.#slots.splice(0, this.#head);

@@ -9,7 +9,7 @@ import type { Journal } from "../state/journal.js";
 import type { GroupKey } from "../state/key-order.js";
 import { EntryCursor } from "../state/snapshot-cursor.js";
 import type { SnapshotEntry } from "../state/snapshot-file.js";
-import { UNKNOWN_HASH } from "../state/snapshot-file.js";
+import { plainEntry, UNKNOWN_HASH } from "../state/snapshot-file.js";
 import { CommitWindow, type Slot } from "./commit-window.js";
 import type { OperationSink } from "./merge.js";
 import type { RunSummary } from "./summary.js";
@@ -67,7 +67,7 @@ export async function sendMirrorDeletes(options: DeleteOptions): Promise<unknown
         continue;
       }
       // Entries read from a file are frozen: a failed delete changes this copy.
-      const entry = { ...stored, hashes: stored.hashes.slice() };
+      const entry = plainEntry(stored);
       const op = options.operation(entry);
       if (!op) continue; // on_delete unset with nothing set: nothing to remove
       const slot: Slot = { entry, pending: 1, keep: true };

@@ -12,6 +12,9 @@ import { type BackfillScope, writeProgress } from "../state/progress-file.js";
 import { countSetProperties, type SnapshotEntry, type SnapshotWriter } from "../state/snapshot-file.js";
 import type { Slot } from "./commit-window.js";
 
+/** A key as a plain object (an entry read from a file decodes its key lazily, and JSON sees no getters). */
+const plainKey = (key: GroupKey): GroupKey => ({ companyId: key.companyId, groupId: key.groupId });
+
 /** A snapshot writer that counts the groups holding each property. */
 export class CountingWriter {
   readonly counts: number[];
@@ -21,9 +24,10 @@ export class CountingWriter {
   ) {
     this.counts = new Array(properties).fill(0);
   }
-  readonly add = async (entry: SnapshotEntry): Promise<void> => {
+  /** Returns a promise only when a block had to be written. */
+  readonly add = (entry: SnapshotEntry): Promise<void> | undefined => {
     countSetProperties(entry, this.counts);
-    await this.writer.add(entry);
+    return this.writer.add(entry);
   };
 }
 
@@ -58,27 +62,33 @@ export class RunProgress {
    * Writes an entry of the new snapshot. `slot` is given for groups this run handled (read, diffed, sent or
    * carried), not for those it copied over after a failure.
    */
-  readonly write = async (entry: SnapshotEntry, slot?: Slot): Promise<void> => {
-    await this.#o.main.add(entry);
-    this.#written = { companyId: entry.companyId, groupId: entry.groupId };
+  readonly write = (entry: SnapshotEntry, slot?: Slot): Promise<void> | undefined => {
+    const wait = this.#o.main.add(entry);
+    this.#written = entry;
+    this.#note(slot);
+    return wait;
+  };
+
+  #note(slot: Slot | undefined): void {
     if (!slot) {
       this.#blocked = true;
       return;
     }
     if (slot.unsent) this.#blocked = true;
     if (!this.#blocked) this.#resumable = this.#written;
-  };
+  }
 
   /** A backfill's resume point: every group up to it was handled. */
   get resumable(): GroupKey | undefined {
-    return this.#resumable;
+    return this.#resumable && plainKey(this.#resumable);
   }
 
   /** Makes the progress durable when the interval has passed and there is something new. */
   async maybeCommit(): Promise<void> {
     if (Date.now() - this.#last < this.#o.intervalMs || !this.#written || this.#written === this.#committed) return;
     this.#last = Date.now();
-    const through = this.#written;
+    const written = this.#written;
+    const through = plainKey(written);
     await this.#o.main.writer.durable();
     const backfill = this.#o.backfill;
     await writeProgress(this.#o.progressPath, {
@@ -88,9 +98,9 @@ export class RunProgress {
       through,
       properties: [...this.#o.properties],
       ...(backfill
-        ? { backfill: { ...backfill.scope, ...(this.#resumable ? { through: this.#resumable } : {}) } }
+        ? { backfill: { ...backfill.scope, ...(this.#resumable ? { through: plainKey(this.#resumable) } : {}) } }
         : {}),
     });
-    this.#committed = through;
+    this.#committed = written;
   }
 }

@@ -55,7 +55,7 @@ export class EntryCursor {
 export async function mergeSnapshots(
   a: string,
   b: string,
-  write: (entry: SnapshotEntry) => Promise<void>,
+  write: (entry: SnapshotEntry) => Promise<void> | undefined,
 ): Promise<void> {
   const left = new EntryCursor(a);
   const right = new EntryCursor(b);

@@ -5,18 +5,21 @@
  * File layout (all integers little-endian):
  *   magic "GSSNAP1\n"
  *   u32 header length, header JSON ({ format, properties, hierarchical })
- *   blocks: u32 payload length, u32 record count, 16-byte MD5 of the payload, payload
+ *   blocks: u32 payload length, u32 record count, 16-byte checksum of the payload, payload
  *   footer: u32 0xFFFFFFFF, u64 total record count
  * Record: varint+UTF-8 Group ID, varint+UTF-8 Company ID (hierarchical only), 8-byte row hash,
  *   a bitmap of which properties are set, then 8 bytes of hash for each set property; format 2 adds a varint count
  *   of item lists, then for each a varint property index and a varint+UTF-8 JSON array (`op: union` properties: the
  *   items groupsync added that the destination acknowledged, so a later run can `$remove` the ones that left).
- *   Format 1 files (no item lists) are still read.
- * Every block is checked against its MD5 before use, and a missing footer means a truncated file: corruption is
+ *   Format 3 is format 2 with a CRC-32 of the payload (u32, then 12 zero bytes) as the block checksum instead of an
+ *   MD5: a run reads the previous snapshot twice and writes a new one, and MD5 cost more CPU than all the rest of an
+ *   unchanged group's work. Formats 1 (no item lists) and 2 (MD5) are still read.
+ * Every block is checked against its checksum before use, and a missing footer means a truncated file: corruption is
  * always a StateError, never a silent full re-send.
  */
 import { createHash } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
+import { crc32 } from "node:zlib";
 import { StateError } from "../errors.js";
 import type { GroupKey } from "./key-order.js";
 import { stateWriteError } from "./state-dir.js";
@@ -34,8 +37,10 @@ export interface SnapshotHeader {
   /** Property names, in the order of each entry's `hashes`. */
   readonly properties: readonly string[];
   readonly hierarchical: boolean;
-  /** Set when read from a format 1 file (no item lists); new files are always written in format 2. */
+  /** Set when read from a format 1 file (no item lists); new files are always written in format 3. */
   readonly format?: 1;
+  /** Set when read from a format 1 or 2 file: its blocks carry an MD5, not a CRC-32. */
+  readonly md5?: true;
 }
 
 /** One group as the destination holds it. Hashes are 8-character latin1 strings (8 bytes); null = not set. */
@@ -57,37 +62,59 @@ export interface SnapshotEntry extends GroupKey {
  * bytes always say what the entry says: code that changes an entry changes a copy (and a copy has no bytes).
  */
 class StoredEntry implements SnapshotEntry {
-  readonly companyId: string;
-  readonly groupId: string;
-  readonly rowHash: string;
-  /** The block the record is in, and where in it the record and its bitmap are (offsets, not a view: cheaper). */
+  /** The block the record is in, and where in it the record and its parts are (offsets, not views: cheaper). */
   readonly #block: Buffer;
   readonly #start: number;
   readonly #end: number;
+  readonly #id: number;
+  readonly #idEnd: number;
+  readonly #company: number;
   readonly #bitmap: number;
   readonly #shape: Shape;
+  // Decoded when first asked for: a group carried as it is never needs its key as a string.
+  #groupId: string | undefined;
+  #companyId: string | undefined;
   #hashes: (string | null)[] | undefined;
   #items: (string | null)[] | undefined;
 
+  /** The Group ID's bytes are `[id, idEnd)`; the Company ID's run from `company` to the row hash. */
   constructor(
-    companyId: string,
-    groupId: string,
-    rowHash: string,
     block: Buffer,
     start: number,
     end: number,
+    id: number,
+    idEnd: number,
+    company: number,
     bitmap: number,
     shape: Shape,
   ) {
-    this.companyId = companyId;
-    this.groupId = groupId;
-    this.rowHash = rowHash;
     this.#block = block;
     this.#start = start;
     this.#end = end;
+    this.#id = id;
+    this.#idEnd = idEnd;
+    this.#company = company;
     this.#bitmap = bitmap;
     this.#shape = shape;
     Object.freeze(this);
+  }
+
+  get groupId(): string {
+    this.#groupId ??= this.#block.toString("utf8", this.#id, this.#idEnd);
+    return this.#groupId;
+  }
+
+  get companyId(): string {
+    if (this.#companyId === undefined) {
+      this.#companyId = this.#shape.hierarchical
+        ? this.#block.toString("utf8", this.#company, this.#bitmap - HASH_BYTES)
+        : "";
+    }
+    return this.#companyId;
+  }
+
+  get rowHash(): string {
+    return this.#block.toString("latin1", this.#bitmap - HASH_BYTES, this.#bitmap);
   }
 
   get hashes(): (string | null)[] {
@@ -198,7 +225,7 @@ export class SnapshotWriter {
     }
     const writer = new SnapshotWriter(file, path, header);
     const json = Buffer.from(
-      JSON.stringify({ format: 2, properties: header.properties, hierarchical: header.hierarchical }),
+      JSON.stringify({ format: 3, properties: header.properties, hierarchical: header.hierarchical }),
       "utf8",
     );
     const length = Buffer.alloc(4);
@@ -224,21 +251,25 @@ export class SnapshotWriter {
     return this.#total;
   }
 
-  /** Adds one entry; writes a block to disk when the current one is full. */
-  async add(entry: SnapshotEntry): Promise<void> {
+  /**
+   * Adds one entry; writes a block to disk when the current one is full. Returns a promise only then (an entry read
+   * from a file with this record shape is copied as bytes, without a promise per entry).
+   */
+  add(entry: SnapshotEntry): Promise<void> | undefined {
     const length = StoredEntry.rawLength(entry, this.#shape);
-    if (length >= 0) {
-      if (this.#used + length > this.#block.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + length));
-        this.#block.copy(bigger, 0, 0, this.#used);
-        this.#block = bigger;
-      }
-      this.#used += StoredEntry.copyRaw(entry as StoredEntry, this.#block, this.#used);
-      this.#blockRecords++;
-      this.#total++;
-      if (this.#used >= BLOCK_TARGET) await this.#flushBlock();
-      return;
+    if (length < 0) return this.#encode(entry);
+    if (this.#used + length > this.#block.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + length));
+      this.#block.copy(bigger, 0, 0, this.#used);
+      this.#block = bigger;
     }
+    this.#used += StoredEntry.copyRaw(entry as StoredEntry, this.#block, this.#used);
+    this.#blockRecords++;
+    this.#total++;
+    return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
+  }
+
+  async #encode(entry: SnapshotEntry): Promise<void> {
     const groupId = Buffer.from(entry.groupId, "utf8");
     const companyId = this.#hierarchical ? Buffer.from(entry.companyId, "utf8") : undefined;
     const bitmapBytes = (this.#properties + 7) >> 3;
@@ -300,8 +331,7 @@ export class SnapshotWriter {
     const head = Buffer.allocUnsafe(8);
     head.writeUInt32LE(payload.length, 0);
     head.writeUInt32LE(this.#blockRecords, 4);
-    const digest = createHash("md5").update(payload).digest();
-    await this.#io(() => this.#file.writev([head, digest, payload]));
+    await this.#io(() => this.#file.writev([head, checksum(payload, false), payload]));
     this.#used = 0;
     this.#blockRecords = 0;
   }
@@ -390,7 +420,7 @@ async function readHeader(file: FileHandle, path: string): Promise<SnapshotHeade
       hierarchical?: unknown;
     };
     if (
-      (header.format !== 1 && header.format !== 2) ||
+      (header.format !== 1 && header.format !== 2 && header.format !== 3) ||
       !Array.isArray(header.properties) ||
       typeof header.hierarchical !== "boolean"
     ) {
@@ -400,6 +430,7 @@ async function readHeader(file: FileHandle, path: string): Promise<SnapshotHeade
       properties: header.properties as string[],
       hierarchical: header.hierarchical,
       ...(header.format === 1 ? { format: 1 } : {}),
+      ...(header.format !== 3 ? { md5: true } : {}),
     };
   } catch (error) {
     if (error instanceof StateError) throw error;
@@ -407,27 +438,33 @@ async function readHeader(file: FileHandle, path: string): Promise<SnapshotHeade
   }
 }
 
+/** A block's 16-byte checksum: MD5 (formats 1 and 2), or CRC-32 and 12 zero bytes (format 3). */
+function checksum(payload: Buffer, md5: boolean): Buffer {
+  if (md5) return createHash("md5").update(payload).digest();
+  const sum = Buffer.alloc(16);
+  sum.writeUInt32LE(crc32(payload), 0);
+  return sum;
+}
+
+/** A verified block of a snapshot file: its payload and how many records it holds. */
+interface Block {
+  readonly payload: Buffer;
+  readonly records: number;
+}
+
 /**
- * Streams a snapshot's entries in key order, a block at a time, verifying every block. Throws StateError on any
- * corruption, including a missing footer.
+ * A snapshot's verified blocks, in order; returns the header. Throws StateError on any corruption, including a
+ * missing footer (`tolerateTruncation`: a journal cut short ends quietly instead).
  */
-export async function* readSnapshot(
+async function* snapshotBlocks(
   path: string,
-  options: {
-    readonly tolerateTruncation?: boolean;
-    /** Only keys and row hashes: `hashes` is empty and `items` absent (a hashed read's first pass). */
-    readonly keysOnly?: boolean;
-  } = {},
-): AsyncGenerator<SnapshotEntry[], SnapshotHeader | undefined> {
+  options: { readonly tolerateTruncation?: boolean },
+  onHeader: (header: SnapshotHeader) => void,
+): AsyncGenerator<Block, SnapshotHeader | undefined> {
   const file = await open(path, "r");
   try {
     const header = await readHeader(file, path);
-    const properties = header.properties.length;
-    const bitmapBytes = (properties + 7) >> 3;
-    const withItems = header.format !== 1;
-    const shape = recordShape(withItems, header.hierarchical, properties);
-    const keysOnly = options.keysOnly === true;
-    const none = Object.freeze([]) as unknown as (string | null)[];
+    onHeader(header);
     let total = 0;
     for (;;) {
       let head: Buffer;
@@ -455,59 +492,166 @@ export async function* readSnapshot(
         return header;
       }
       const records = rest.readUInt32LE(0);
-      if (!createHash("md5").update(payload).digest().equals(rest.subarray(4, 20))) {
+      if (!checksum(payload, header.md5 === true).equals(rest.subarray(4, 20))) {
         if (options.tolerateTruncation) return header;
         throw corrupt(path, `checksum mismatch in the block after entry ${total}`);
       }
-      const entries: SnapshotEntry[] = new Array(records);
-      let o = 0;
-      const at = { offset: 0 };
-      const varint = (): number => {
-        at.offset = o;
-        const value = readVarint(payload, at, payload.length);
-        if (value < 0) throw corrupt(path, "record runs past its block");
-        o = at.offset;
-        return value;
-      };
-      for (let r = 0; r < records; r++) {
-        const start = o;
-        const idLength = varint();
-        const groupId = payload.toString("utf8", o, o + idLength);
-        o += idLength;
-        let companyId = "";
-        if (header.hierarchical) {
-          const companyLength = varint();
-          companyId = payload.toString("utf8", o, o + companyLength);
-          o += companyLength;
-        }
-        const rowHash = payload.toString("latin1", o, o + HASH_BYTES);
-        o += HASH_BYTES;
-        const bitmap = o;
-        o += bitmapBytes;
-        if (o > payload.length) throw corrupt(path, "record runs past its block");
-        let set = 0;
-        for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) set++;
-        o += set * HASH_BYTES;
-        if (withItems) {
-          const lists = varint();
-          for (let l = 0; l < lists; l++) {
-            const index = varint();
-            const length = varint();
-            if (index >= properties) throw corrupt(path, "item list of an unknown property");
-            o += length;
-          }
-        }
-        if (o > payload.length) throw corrupt(path, "record runs past its block");
-        entries[r] = keysOnly
-          ? { companyId, groupId, rowHash, hashes: none }
-          : new StoredEntry(companyId, groupId, rowHash, payload, start, o, bitmap, shape);
-      }
-      if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
       total += records;
-      yield entries;
+      yield { payload, records };
     }
   } finally {
     await file.close();
+  }
+}
+
+/** Where the parts of each record of a block are, as offsets into `payload`, by record. */
+export interface KeyBlock {
+  readonly payload: Buffer;
+  readonly count: number;
+  readonly idStart: Int32Array;
+  readonly idEnd: Int32Array;
+  /** The Company ID's bytes (empty when not hierarchical). */
+  readonly companyStart: Int32Array;
+  readonly companyEnd: Int32Array;
+  /** The 8 bytes of the row hash. */
+  readonly hashAt: Int32Array;
+}
+
+/** Where one record's parts are in its block. */
+type RecordVisitor = (
+  r: number,
+  start: number,
+  idStart: number,
+  idEnd: number,
+  companyStart: number,
+  companyEnd: number,
+  bitmap: number,
+  end: number,
+) => void;
+
+/** Walks the records of one block, checking every length against the block. */
+function walkRecords(path: string, header: SnapshotHeader, block: Block, each: RecordVisitor): void {
+  const { payload, records } = block;
+  const properties = header.properties.length;
+  const bitmapBytes = (properties + 7) >> 3;
+  const withItems = header.format !== 1;
+  let o = 0;
+  const at = { offset: 0 };
+  const varint = (): number => {
+    at.offset = o;
+    const value = readVarint(payload, at, payload.length);
+    if (value < 0) throw corrupt(path, "record runs past its block");
+    o = at.offset;
+    return value;
+  };
+  for (let r = 0; r < records; r++) {
+    const start = o;
+    const idLength = varint();
+    const idStart = o;
+    o += idLength;
+    const idEnd = o;
+    let companyStart = o;
+    let companyEnd = o;
+    if (header.hierarchical) {
+      const companyLength = varint();
+      companyStart = o;
+      o += companyLength;
+      companyEnd = o;
+    }
+    o += HASH_BYTES;
+    const bitmap = o;
+    o += bitmapBytes;
+    if (o > payload.length) throw corrupt(path, "record runs past its block");
+    let set = 0;
+    for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) set++;
+    o += set * HASH_BYTES;
+    if (withItems) {
+      const lists = varint();
+      for (let l = 0; l < lists; l++) {
+        const index = varint();
+        const length = varint();
+        if (index >= properties) throw corrupt(path, "item list of an unknown property");
+        o += length;
+      }
+    }
+    if (o > payload.length) throw corrupt(path, "record runs past its block");
+    each(r, start, idStart, idEnd, companyStart, companyEnd, bitmap, o);
+  }
+  if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
+}
+
+/**
+ * Streams a snapshot's entries in key order, a block at a time, verifying every block. Throws StateError on any
+ * corruption, including a missing footer.
+ */
+export async function* readSnapshot(
+  path: string,
+  options: {
+    readonly tolerateTruncation?: boolean;
+    /** Only keys and row hashes: `hashes` is empty and `items` absent. */
+    readonly keysOnly?: boolean;
+  } = {},
+): AsyncGenerator<SnapshotEntry[], SnapshotHeader | undefined> {
+  let header: SnapshotHeader | undefined;
+  let shape: Shape | undefined;
+  const blocks = snapshotBlocks(path, options, (read) => {
+    header = read;
+    shape = recordShape(read.format !== 1, read.hierarchical, read.properties.length);
+  });
+  const keysOnly = options.keysOnly === true;
+  const none = Object.freeze([]) as unknown as (string | null)[];
+  try {
+    for (;;) {
+      const next = await blocks.next();
+      if (next.done) return next.value;
+      const block = next.value;
+      const { payload } = block;
+      const entries: SnapshotEntry[] = new Array(block.records);
+      walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, companyEnd, bitmap, end) => {
+        entries[r] = keysOnly
+          ? {
+              companyId: payload.toString("utf8", companyStart, companyEnd),
+              groupId: payload.toString("utf8", idStart, idEnd),
+              rowHash: payload.toString("latin1", bitmap - HASH_BYTES, bitmap),
+              hashes: none,
+            }
+          : new StoredEntry(payload, start, end, idStart, idEnd, companyStart, bitmap, shape!);
+      });
+      yield entries;
+    }
+  } finally {
+    // Stopped early: close the file.
+    await blocks.return(undefined);
+  }
+}
+
+/**
+ * A snapshot's keys and row hashes as byte offsets, a block at a time: the hash pass compares them with the
+ * source's bytes without making strings. Verified like `readSnapshot`.
+ */
+export async function* readSnapshotKeys(path: string): AsyncGenerator<KeyBlock> {
+  let header: SnapshotHeader | undefined;
+  for await (const block of snapshotBlocks(path, {}, (read) => {
+    header = read;
+  })) {
+    const count = block.records;
+    const keys: KeyBlock = {
+      payload: block.payload,
+      count,
+      idStart: new Int32Array(count),
+      idEnd: new Int32Array(count),
+      companyStart: new Int32Array(count),
+      companyEnd: new Int32Array(count),
+      hashAt: new Int32Array(count),
+    };
+    walkRecords(path, header!, block, (r, _start, idStart, idEnd, companyStart, companyEnd, bitmap) => {
+      keys.idStart[r] = idStart;
+      keys.idEnd[r] = idEnd;
+      keys.companyStart[r] = companyStart;
+      keys.companyEnd[r] = companyEnd;
+      keys.hashAt[r] = bitmap - HASH_BYTES;
+    });
+    yield keys;
   }
 }
 

@@ -93,7 +93,43 @@ test("format 2 records the item lists of union properties, in the entry's layout
         .subarray(12, 12 + readFileSync(path).readUInt32LE(8))
         .toString(),
     ).format,
-    2,
+    3,
+  );
+});
+
+test("format 2 files (MD5 block checksums) are still read, and a bad MD5 is still caught", async () => {
+  const path = join(dir, "format2.bin");
+  const entries: SnapshotEntry[] = Array.from({ length: 3000 }, (_, i) => ({
+    companyId: "",
+    groupId: `g${String(i).padStart(5, "0")}`,
+    rowHash: h(String(i)),
+    hashes: [h("a"), null, i % 2 === 0 ? h("c") : null],
+  }));
+  await write(path, entries, false);
+  // The same file as format 2 wrote it: the header says 2, and each block carries the MD5 of its payload.
+  const bytes = readFileSync(path);
+  const headerLength = bytes.readUInt32LE(8);
+  const header = bytes.subarray(12, 12 + headerLength);
+  header.write(header.toString().replace('"format":3', '"format":2'));
+  const { createHash } = await import("node:crypto");
+  let blocks = 0;
+  for (let o = 12 + headerLength; bytes.readUInt32LE(o) !== 0xffffffff; ) {
+    const length = bytes.readUInt32LE(o);
+    createHash("md5")
+      .update(bytes.subarray(o + 24, o + 24 + length))
+      .digest()
+      .copy(bytes, o + 8);
+    o += 24 + length;
+    blocks++;
+  }
+  assert.ok(blocks > 1, "several blocks");
+  writeFileSync(path, bytes);
+  assert.deepEqual(await readAll(path), entries);
+  bytes[bytes.length - 100]! ^= 1;
+  writeFileSync(path, bytes);
+  await assert.rejects(
+    readAll(path),
+    (error: unknown) => error instanceof StateError && /checksum/.test(String(error)),
   );
 });
 

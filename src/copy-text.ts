@@ -2,9 +2,9 @@
  * Rows of PostgreSQL's COPY text format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format"):
  * one row per line, columns separated by tabs, `\N` for NULL, and backslash escapes for backslash and control
  * characters. A newline inside a value is always escaped, so every 0x0A byte ends a row, and a row's bytes are whole
- * UTF-8. Used for the hash pass, where a COPY streams while the engine works instead of waiting for cursor fetches.
+ * UTF-8. The PostgreSQL source streams its hash pass this way (`HashReader.keysText`), and the engine reads it.
  */
-import type { RawRow } from "../../src/source.js";
+import type { RawRow } from "./source.js";
 
 const ESCAPES: Readonly<Record<string, string>> = { b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v" };
 
@@ -19,6 +19,11 @@ export function copyValue(field: string): string | null {
   });
 }
 
+/** A COPY text row's cells. */
+export function copyCells(line: string): (string | null)[] {
+  return line.split("\t").map(copyValue);
+}
+
 /** Turns COPY text chunks into batches of at most `batchSize` rows. */
 export async function* copyRows(chunks: AsyncIterable<Buffer>, batchSize: number): AsyncGenerator<RawRow[]> {
   let rest: Buffer | undefined;
@@ -27,8 +32,7 @@ export async function* copyRows(chunks: AsyncIterable<Buffer>, batchSize: number
     const data: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
     let start = 0;
     for (let end = data.indexOf(10, start); end >= 0; end = data.indexOf(10, start)) {
-      const fields = data.toString("utf8", start, end).split("\t");
-      batch.push(fields.map(copyValue));
+      batch.push(copyCells(data.toString("utf8", start, end)));
       start = end + 1;
       if (batch.length >= batchSize) {
         yield batch;

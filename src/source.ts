@@ -65,6 +65,12 @@ export interface ReadSpec {
    * column. Rows with a NULL key column are left out. A source that cannot apply it must throw.
    */
   readonly after?: readonly string[];
+  /**
+   * Only with a hash reader whose `hashInRows` is set: the columns the row hash covers (as `HashSpec.hashColumns`).
+   * Each row then has one more cell after `columns`: the row hash `keys()` would return for it, so the engine can
+   * store it without computing it.
+   */
+  readonly rowHash?: readonly string[];
 }
 
 /**
@@ -100,8 +106,9 @@ export interface ChangeReader {
  */
 export interface HashSpec extends ReadSpec {
   /**
-   * The columns whose text the row hash covers, in this order (a column may appear twice). The hash must equal the
-   * reader's `rowHash` over the cells `read()` would return for these columns, as 16 lowercase hex digits.
+   * The columns the row hash covers, in this order (a column may appear twice), as 16 lowercase hex digits. The hash
+   * must change whenever the text `read()` returns for one of these columns changes: either the reader's `rowHash`
+   * over those cells, or (`hashInRows`) a hash of the warehouse's own that `read()` and `lookup()` return too.
    */
   readonly hashColumns: readonly string[];
 }
@@ -118,10 +125,22 @@ export interface HashReader {
    */
   readonly rowHash?: (cells: readonly (string | null)[]) => string;
   /**
+   * The row hash is the warehouse's own (PostgreSQL hashes values in their binary form, about three times cheaper
+   * than hashing their text): the engine cannot compute it, so `read()` and `lookup()` return it as a last cell
+   * when the spec has `rowHash` (ReadSpec). `rowHash` is then unused.
+   */
+  readonly hashInRows?: boolean;
+  /**
    * Streams rows as `[...key texts aligned with spec.orderBy, row hash]`, ordered exactly like `read(spec)`
    * (code-point order of the key texts; `where` and `after` honoured), inside a read-only transaction.
    */
   keys(spec: HashSpec, options: ReadOptions): AsyncIterable<readonly RawRow[]>;
+  /**
+   * Optional, cheaper form of `keys()`: the same rows as PostgreSQL's COPY text format (one row per line, cells
+   * separated by tabs, `\N` for NULL, backslash escapes), in chunks that may end mid-row, so that the engine can
+   * compare keys and hashes as bytes. Undefined when this read cannot be streamed that way (then `keys()`).
+   */
+  keysText?(spec: HashSpec, options: ReadOptions): AsyncIterable<Buffer> | undefined;
   /**
    * Full rows (aligned with `spec.columns`, rendered exactly as `read()` renders them) of `spec.from`/`spec.query`
    * whose key texts equal one of `keys` (each aligned with `spec.orderBy`), ordered like `read()`. A key with no row

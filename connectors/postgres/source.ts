@@ -8,13 +8,13 @@ import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import copyStreams from "pg-copy-streams";
 import Cursor from "pg-cursor";
-import { recordHash } from "../../src/diff/record-hash.js";
+import { copyRows as parseCopyRows } from "../../src/copy-text.js";
 import { SourceError } from "../../src/errors.js";
-import type { RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
+import type { HashReader, RawRow, ReadOptions, ReadSpec, Source, SourceColumn } from "../../src/source.js";
 import type { PostgresSourceConfig } from "./config.js";
-import { copyRows as parseCopyRows } from "./copy-text.js";
 import { connectionError, type QueryContext, queryError } from "./errors.js";
 import {
+  type ColumnTypes,
   changesSql,
   countSql,
   describeSql,
@@ -65,6 +65,10 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
   let pool: pg.Pool | undefined;
   /** Key columns of type text or varchar, by relation: a lookup compares them as they are, so an index serves it. */
   const textColumns = new Map<string, ReadonlySet<string>>();
+  /** Column types by relation, from `describe`: the row hash's terms depend on them. */
+  const columnTypes = new Map<string, ColumnTypes>();
+  /** `server_version_num`, from `check`: the row hash needs `hash_record_extended` (PostgreSQL 14). */
+  let serverVersion: number | undefined;
   let closing: Promise<void> | undefined;
 
   async function acquire(): Promise<Lease> {
@@ -151,14 +155,32 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     }
   }
 
+  const hashes: HashReader = {
+    hashInRows: true,
+    keys(spec, options) {
+      return copyRows(spec, options, () => hashSql(spec, columnTypes.get(relationKey(spec))));
+    },
+    keysText(spec, options) {
+      const statement = hashSql(spec, columnTypes.get(relationKey(spec)));
+      return statement.values && statement.values.length > 0 ? undefined : copyText(spec, options, statement);
+    },
+    lookup(spec, keys, options) {
+      if (keys.length === 0) return Promise.resolve([]);
+      const relation = relationKey(spec);
+      const statement = lookupSql(spec, keys, textColumns.get(relation), columnTypes.get(relation));
+      return queryRows(statement, context(statement, spec), options.signal);
+    },
+  };
+
   return {
     async check() {
       const lease = await acquire();
       try {
-        const { rows } = await lease.client.query<{ encoding: string }>(
-          "SELECT current_setting('server_encoding') AS encoding",
+        const { rows } = await lease.client.query<{ encoding: string; version: string }>(
+          "SELECT current_setting('server_encoding') AS encoding, current_setting('server_version_num') AS version",
         );
         const encoding = rows[0]?.encoding;
+        serverVersion = Number(rows[0]?.version);
         if (encoding !== "UTF8") {
           throw new SourceError(`the database encoding is ${encoding}, not UTF8 (${target})`, {
             code: "SOURCE_ENCODING",
@@ -186,6 +208,15 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
         const columns = result.fields.map(
           (field): SourceColumn => columnOf(field.name, byOid.get(field.dataTypeID), field.dataTypeID),
         );
+        columnTypes.set(
+          relationKey(spec),
+          new Map(
+            result.fields.flatMap((field) => {
+              const row = byOid.get(field.dataTypeID);
+              return row ? [[field.name, row] as const] : [];
+            }),
+          ),
+        );
         textColumns.set(
           relationKey(spec),
           new Set(columns.filter((column) => TEXT_TYPE_NAMES.has(column.dbType)).map((column) => column.name)),
@@ -199,19 +230,12 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     },
 
     read(spec, options) {
-      return readRows(spec, options, () => readSql(spec));
+      return readRows(spec, options, () => readSql(spec, columnTypes.get(relationKey(spec))));
     },
 
-    hashes: {
-      rowHash: recordHash,
-      keys(spec, options) {
-        return copyRows(spec, options, () => hashSql(spec));
-      },
-      lookup(spec, keys, options) {
-        if (keys.length === 0) return Promise.resolve([]);
-        const statement = lookupSql(spec, keys, textColumns.get(relationKey(spec)));
-        return queryRows(statement, context(statement, spec), options.signal);
-      },
+    // PostgreSQL before 14 has no hash_record_extended: its runs read full rows.
+    get hashes() {
+      return serverVersion === undefined || serverVersion >= 140000 ? hashes : undefined;
     },
 
     changes: {
@@ -301,13 +325,18 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     options: ReadOptions,
     build: () => Statement,
   ): AsyncGenerator<readonly RawRow[]> {
-    const { signal, batchSize } = options;
-    checkBatchSize(batchSize);
+    checkBatchSize(options.batchSize);
     const inner = build();
     if (inner.values && inner.values.length > 0) {
       yield* readRows(spec, options, () => inner);
       return;
     }
+    yield* parseCopyRows(copyText(spec, options, inner), options.batchSize);
+  }
+
+  /** The COPY text of a statement without parameters, as the server sends it (chunks may end mid-row). */
+  async function* copyText(spec: ReadSpec, options: ReadOptions, inner: Statement): AsyncGenerator<Buffer> {
+    const { signal } = options;
     const prefix = "COPY (";
     const statement: Statement = {
       ...inner,
@@ -322,7 +351,7 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     try {
       await begin(lease);
       signal?.addEventListener("abort", abort, { once: true });
-      yield* parseCopyRows(lease.client.query(stream), batchSize);
+      yield* lease.client.query(stream) as AsyncIterable<Buffer>;
       finished = true;
     } catch (error) {
       if (signal?.aborted && error === signal.reason) throw error;

@@ -5,6 +5,7 @@
 import { SourceError } from "../../src/errors.js";
 import type { ChangeSpec, HashSpec, ReadSpec } from "../../src/source.js";
 import { quoteIdent, quoteRelation as quoteNames } from "../shared/sql-names.js";
+import { hashTerms, type PgTypeRow } from "./types.js";
 
 export { quoteIdent };
 
@@ -101,16 +102,36 @@ function statement(
 const whereClause = (conditions: readonly string[]) =>
   conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`;
 
+/** The columns' types by name, as `describe` found them (hash terms depend on them). */
+export type ColumnTypes = ReadonlyMap<string, PgTypeRow>;
+
 /**
- * The read: the needed columns, ordered by the keys' text in code-point order (`COLLATE "C"` compares UTF-8 bytes),
- * NULLs last, whatever the database's default collation; `where` and `after` narrow it.
+ * The row hash: `hash_record_extended` over each column's hash terms (types.ts `hashTerms`), a signed 64-bit
+ * integer. Without the columns' types every column is hashed as its output text: slower, as exact.
  */
-export function readSql(spec: ReadSpec): Statement {
+export function rowHashSql(columns: readonly string[], types: ColumnTypes = new Map()): string {
+  const terms = columns.flatMap((column) => hashTerms(quoteIdent(column), types.get(column)));
+  return `hash_record_extended(ROW(${terms.join(", ")}), 0)`;
+}
+
+/** The selected columns, and the row hash after them when the spec asks for it. */
+function selectList(spec: ReadSpec, types: ColumnTypes | undefined): string {
+  const columns = spec.columns.map(quoteIdent);
+  if (spec.rowHash !== undefined) columns.push(rowHashSql(spec.rowHash, types));
+  return columns.join(", ");
+}
+
+/**
+ * The read: the needed columns (and the row hash when `spec.rowHash` asks for it), ordered by the keys' text in
+ * code-point order (`COLLATE "C"` compares UTF-8 bytes), NULLs last, whatever the database's default collation;
+ * `where` and `after` narrow it.
+ */
+export function readSql(spec: ReadSpec, types?: ColumnTypes): Statement {
   checkColumns(spec);
   const relation = relationSql(spec);
   const values: string[] = [];
   const conditions = filters(spec, values);
-  const prefix = `SELECT ${spec.columns.map(quoteIdent).join(", ")} FROM `;
+  const prefix = `SELECT ${selectList(spec, types)} FROM `;
   const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
   return statement(relation, prefix, `${whereClause(conditions)}${order === "" ? "" : ` ORDER BY ${order}`}`, values);
 }
@@ -121,18 +142,17 @@ export function readSql(spec: ReadSpec): Statement {
  */
 const outputText = (column: string) => `format('%s', ${quoteIdent(column)})`;
 
-/**
- * The hash read: the key texts and `left(md5(ROW(<hashed columns>)::text), 16)` (src/diff/record-hash.ts), in
- * `readSql` order. `record_out` renders each cell with its type's output function under the session settings,
- * which is exactly the text `readSql` returns.
- */
-export function hashSql(spec: HashSpec): Statement {
+/** The hash read: the key texts and the row hash (`rowHashSql`), in `readSql` order. */
+export function hashSql(spec: HashSpec, types?: ColumnTypes): Statement {
   checkColumns(spec);
   const relation = relationSql(spec);
   const values: string[] = [];
   const conditions = filters(spec, values);
-  const hash = `left(md5(ROW(${spec.hashColumns.map(quoteIdent).join(", ")})::text), 16)`;
-  const prefix = `SELECT ${[...spec.orderBy.map(outputText), hash].join(", ")} FROM `;
+  // `format('%s', NULL)` is '': a NULL key must stay NULL (COPY's `\N`), so that it is rejected as one.
+  const keys = spec.orderBy.map(
+    (column) => `CASE WHEN ${quoteIdent(column)} IS NULL THEN NULL ELSE ${outputText(column)} END`,
+  );
+  const prefix = `SELECT ${[...keys, rowHashSql(spec.hashColumns, types)].join(", ")} FROM `;
   const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
   return statement(relation, prefix, `${whereClause(conditions)} ORDER BY ${order}`, values);
 }
@@ -146,6 +166,7 @@ export function lookupSql(
   keys: readonly (readonly string[])[],
   /** Key columns of type text or varchar: compared as they are, so that an index on them serves the lookup. */
   textColumns: ReadonlySet<string> = new Set(),
+  types?: ColumnTypes,
 ): Statement {
   checkColumns(spec);
   const relation = relationSql(spec);
@@ -160,7 +181,7 @@ export function lookupSql(
       ? `${texts[0]} = ANY(${placeholders[0]})`
       : `(${texts.join(", ")}) IN (SELECT * FROM unnest(${placeholders.join(", ")}))`,
   );
-  const prefix = `SELECT ${spec.columns.map(quoteIdent).join(", ")} FROM `;
+  const prefix = `SELECT ${selectList(spec, types)} FROM `;
   const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");
   return statement(relation, prefix, `${whereClause(conditions)} ORDER BY ${order}`, values);
 }

@@ -100,3 +100,45 @@ export function decodeArray(text: string, delimiter: string, element: SourceColu
     });
   return convert(parseArrayText(text, delimiter));
 }
+
+/** Built-in types whose hash function sees every bit of the value, and whose equal values print alike. */
+const EXACT_TYPES = new Set(["int2", "int4", "oid", "bool", "char", "uuid", "date", "bytea"]);
+/** The same for collatable types, hashed under `COLLATE "C"` (a nondeterministic collation hashes `A` like `a`). */
+const TEXT_TYPES = new Set(["text", "varchar", "name"]);
+/**
+ * Types hashed through their binary send function: int8 and the types stored as one (timestamps, time) fold 64 bits
+ * into 32 before hashing, numeric's hash ignores the sign and the scale (`-5` = `5`, `1.0` = `1.00`), and float's
+ * equates `-0` and `0`.
+ */
+const SEND_FUNCTIONS: Readonly<Record<string, string>> = {
+  int8: "int8send",
+  timestamp: "timestamp_send",
+  timestamptz: "timestamptz_send",
+  time: "time_send",
+  numeric: "numeric_send",
+  float4: "float4send",
+  float8: "float8send",
+};
+
+/**
+ * How one column enters the PostgreSQL row hash (`hash_record_extended`, which hashes values in their binary form,
+ * about three times cheaper than hashing their text): the terms must change whenever the column's output text
+ * changes. Arrays add their dimensions (their hash covers the elements only); bpchar adds its length (`'a '` equals
+ * `'a'`); json, jsonb (its numbers hash like numeric), interval (`1 day` = `24 hours`), citext, enums, domains and
+ * every other type are hashed as their output text, which is exact.
+ */
+export function hashTerms(quoted: string, type: PgTypeRow | undefined): string[] {
+  if (type !== undefined && type.elem_name !== null) {
+    const element = type.elem_builtin === "t" ? type.elem_name : "";
+    if (TEXT_TYPES.has(element)) return [`${quoted} COLLATE "C"`, `array_dims(${quoted})`];
+    if (EXACT_TYPES.has(element)) return [quoted, `array_dims(${quoted})`];
+  } else if (type !== undefined && type.builtin === "t") {
+    if (TEXT_TYPES.has(type.name)) return [`${quoted} COLLATE "C"`];
+    if (EXACT_TYPES.has(type.name)) return [quoted];
+    const send = SEND_FUNCTIONS[type.name];
+    if (send !== undefined) return [`${send}(${quoted})`];
+    if (type.name === "bpchar") return [`${quoted} COLLATE "C"`, `octet_length(${quoted})`];
+    if (type.name === "json" || type.name === "jsonb") return [`(${quoted})::text`];
+  }
+  return [`format('%s', ${quoted})`];
+}

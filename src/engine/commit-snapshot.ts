@@ -9,7 +9,7 @@ import { type StateIdentity, writeCheckpoint } from "../state/checkpoint.js";
 import type { Journal } from "../state/journal.js";
 import { mergeSnapshots } from "../state/snapshot-cursor.js";
 import { type SnapshotHeader, SnapshotWriter } from "../state/snapshot-file.js";
-import { commitFile, type SyncStatePaths } from "../state/state-dir.js";
+import { commitFile, linkFile, type SyncStatePaths } from "../state/state-dir.js";
 import { CountingWriter } from "./run-progress.js";
 
 export interface CommitOptions {
@@ -28,13 +28,25 @@ export interface CommitOptions {
   readonly journal: Journal | undefined;
   /** Temp files to clean up later (the merged file is added here). */
   readonly temps: string[];
+  /**
+   * The run found every group unchanged: the previous snapshot (with these per-property counts) becomes the new one
+   * under the new name, as a hard link, instead of `main` (which is left empty).
+   */
+  readonly reuse?: { readonly groups: number; readonly counts: readonly number[] };
 }
 
 export async function commitSnapshot(options: CommitOptions): Promise<void> {
-  const { paths, main, kept } = options;
+  const { paths, main, kept, reuse } = options;
+  const file = `snapshot-${options.runId}.bin`;
+  if (reuse && options.previousPath && !kept) {
+    // The bytes are durable already: a second name for them, then the checkpoint, then the old name goes.
+    await linkFile(options.previousPath, paths.snapshot(file), paths.dir);
+    await finishCommit(options, file, reuse.groups, reuse.counts);
+    return;
+  }
   await main.writer.finish();
   let final = options.mainTemp;
-  let counts = main.counts;
+  let counts: readonly number[] = main.counts;
   let groups = main.writer.count;
   if (kept) {
     await kept.writer.finish();
@@ -47,8 +59,18 @@ export async function commitSnapshot(options: CommitOptions): Promise<void> {
     counts = merged.counts;
     groups = merged.writer.count;
   }
-  const file = `snapshot-${options.runId}.bin`;
   await commitFile(final, paths.snapshot(file), paths.dir);
+  await finishCommit(options, file, groups, counts);
+}
+
+/** Writes the checkpoint naming `file`, then removes the previous snapshot, the journal and the progress file. */
+async function finishCommit(
+  options: CommitOptions,
+  file: string,
+  groups: number,
+  counts: readonly number[],
+): Promise<void> {
+  const { paths } = options;
   const bytes = (await stat(paths.snapshot(file))).size;
   await writeCheckpoint(paths.checkpoint, {
     format: "groupsync-checkpoint",

@@ -12,13 +12,13 @@
  * it is then (its new hash is computed from the fetched cells), one that is deleted meanwhile is kept as it was.
  */
 import type { Logger } from "pino";
-import { SourceError } from "../errors.js";
 import type { CompiledMapping } from "../mapping/mapper.js";
 import type { HashReader, RawRow, ReadOptions } from "../source.js";
 import { compareKeys, type GroupKey } from "../state/key-order.js";
-import { EntryCursor } from "../state/snapshot-cursor.js";
+import { runHashPass } from "./hash-pass.js";
 import { KeyFlag, KeyLog, type KeyRecord } from "./key-log.js";
-import { keyTexts, outOfOrder, type ReadContext, type SourceGroup } from "./read-groups.js";
+import { keyTexts, type ReadContext, type SourceGroup } from "./read-groups.js";
+import { hashBytes } from "./row-hash.js";
 
 export interface HashedReadOptions {
   readonly reader: HashReader;
@@ -58,22 +58,17 @@ export function hashedCells(
   return (cells) => indexes.map((index) => cells[index] ?? null);
 }
 
+interface PassResult {
+  readonly groups: number;
+  readonly changed: number;
+  readonly identical: boolean;
+}
+
 /** The cells of a group the fetch pass did not fetch. */
 const NO_CELLS: readonly (string | null)[] = Object.freeze([]);
 
 function keyOf(record: KeyRecord): GroupKey {
   return { groupId: record.a, companyId: record.b };
-}
-
-/** Row hashes arrive as 16 hex digits; snapshots hold the same 8 bytes as a latin1 string. */
-function hashBytes(hex: string | null | undefined): string {
-  if (typeof hex !== "string" || !/^[0-9a-f]{16}$/.test(hex)) {
-    throw new SourceError(`the source returned ${JSON.stringify(hex)} as a row hash, not 16 hex digits`, {
-      code: "SOURCE_HASH",
-      action: "This is a bug in the source adapter: report it, and set hash_pushdown: false on the sync meanwhile.",
-    });
-  }
-  return Buffer.from(hex, "hex").toString("latin1");
 }
 
 export class HashedRead {
@@ -87,8 +82,24 @@ export class HashedRead {
     this.#keys = new KeyLog(options.logPath);
   }
 
+  #pass: Promise<PassResult> | undefined;
+
+  /** Runs the hash pass (once). */
+  #passResult(): Promise<PassResult> {
+    this.#pass ??= this.#hashPass();
+    return this.#pass;
+  }
+
+  /**
+   * Whether the source holds exactly the snapshot's groups, each unchanged (no changed, new, missing, duplicated or
+   * rejected key): the new snapshot would be the previous one, byte for byte. Runs the hash pass first.
+   */
+  async identical(): Promise<boolean> {
+    return (await this.#passResult()).identical;
+  }
+
   async *groups(): AsyncGenerator<SourceGroup[]> {
-    const { groups, changed } = await this.#hashPass();
+    const { groups, changed } = await this.#passResult();
     const o = this.#o;
     const lookupKeys = o.lookupKeys ?? 20_000;
     const lookups = Math.ceil(changed / lookupKeys);
@@ -107,95 +118,35 @@ export class HashedRead {
     yield* this.#fetchPass(lookupKeys);
   }
 
-  /** Pass 1: keys and row hashes against the snapshot's row hashes, into the key log. */
-  async #hashPass(): Promise<{ groups: number; changed: number }> {
+  /** Pass 1: keys and row hashes against the snapshot's row hashes, into the key log (hash-pass.ts). */
+  async #hashPass(): Promise<PassResult> {
     const o = this.#o;
-    const spec = o.mapping.readSpec;
-    const width = spec.columns.length;
-    const keyIndexes = spec.orderBy.map((column) => spec.columns.indexOf(column));
-    const previous = new EntryCursor(o.previousPath, { keysOnly: true });
-    let rows = 0;
-    let groups = 0;
-    let changed = 0;
-    let pending: { key: GroupKey; hash: string; copies: number } | undefined;
-
-    /** The verdict on one group, against the snapshot's entry for its key. Returns a promise only to wait on. */
-    const settle = (group: { key: GroupKey; hash: string; copies: number }): Promise<void> | undefined => {
-      groups++;
-      if (group.copies > 1) {
-        changed++;
-        return this.#keys.add({
-          flag: KeyFlag.Duplicate,
-          copies: group.copies,
-          a: group.key.groupId,
-          b: group.key.companyId,
-        });
-      }
-      return judge(group);
-    };
-    const judge = (group: { key: GroupKey; hash: string }): Promise<void> | undefined => {
-      const { key } = group;
-      for (;;) {
-        const next = previous.peekNow();
-        if (next === undefined) return previous.peek().then(() => judge(group));
-        if (next !== null && compareKeys(next, key) < 0) {
-          previous.skip();
-          continue;
-        }
-        const same = next !== null && compareKeys(next, key) === 0 && next.rowHash === group.hash;
-        if (!same) changed++;
-        const flag = same ? KeyFlag.Unchanged : KeyFlag.Changed;
-        return this.#keys.add({ flag, copies: 1, a: key.groupId, b: key.companyId });
-      }
-    };
-
     try {
-      const raw: (string | null)[] = new Array(width).fill(null);
-      for await (const chunk of o.reader.keys({ ...spec, hashColumns: hashColumns(o.mapping) }, o.readOptions)) {
-        for (const cells of chunk) {
-          rows++;
-          for (let i = 0; i < keyIndexes.length; i++) raw[keyIndexes[i]!] = cells[i] ?? null;
-          const row = o.mapping.map(raw);
-          if (!row.ok) {
-            const wait = this.#keys.add({
-              flag: KeyFlag.Rejected,
-              copies: 1,
-              a: row.key ?? "(no key)",
-              b: row.reason,
-            });
-            if (wait) await wait;
-            continue;
-          }
-          const hash = hashBytes(cells[keyIndexes.length]);
-          if (pending) {
-            const order = compareKeys(pending.key, row.key);
-            if (order === 0) {
-              pending.copies++;
-              continue;
-            }
-            if (order > 0) throw outOfOrder(pending.key, row.key, "code-point order");
-            const wait = settle(pending);
-            if (wait) await wait;
-          }
-          pending = { key: { companyId: row.key.companyId, groupId: row.key.groupId }, hash, copies: 1 };
-        }
-        o.context.onRows?.(rows);
-      }
-      if (pending) await settle(pending);
+      const result = await runHashPass({
+        reader: o.reader,
+        mapping: o.mapping,
+        spec: { ...o.mapping.readSpec, hashColumns: hashColumns(o.mapping) },
+        readOptions: o.readOptions,
+        previousPath: o.previousPath,
+        log: this.#keys,
+        ...(o.context.onRows ? { onRows: o.context.onRows } : {}),
+      });
       await this.#keys.finish();
+      const { groups, changed, rejected, missing } = result;
+      return { groups, changed, identical: changed === 0 && rejected === 0 && missing === 0 };
     } catch (error) {
       await this.#keys.dispose();
       throw error;
-    } finally {
-      await previous.close();
     }
-    return { groups, changed };
   }
 
   /** Pass 2: the log back in key order, with the changed keys' full rows looked up in batches. */
   async *#fetchPass(lookupKeys: number): AsyncGenerator<SourceGroup[]> {
     const o = this.#o;
     const spec = o.mapping.readSpec;
+    const int64 = o.reader.hashInRows === true;
+    // A reader whose hashes come with its rows returns each row's hash after its cells: the snapshot keeps it.
+    const lookupSpec = int64 ? { ...spec, rowHash: hashColumns(o.mapping) } : spec;
     const { summary, rejects, counters } = o.context;
     const ahead = this.#keys.records();
     let rows: readonly RawRow[] = [];
@@ -216,7 +167,7 @@ export class HashedRead {
         const record = aheadBlock[aheadAt++]!;
         if (record.flag === KeyFlag.Changed) keys.push(keyTexts(spec, keyOf(record)));
       }
-      rows = await o.reader.lookup(spec, keys, o.readOptions.signal ? { signal: o.readOptions.signal } : {});
+      rows = await o.reader.lookup(lookupSpec, keys, o.readOptions.signal ? { signal: o.readOptions.signal } : {});
       at = 0;
       left = keys.length;
     };
@@ -231,9 +182,9 @@ export class HashedRead {
               rejects.add(record.a, record.b);
               break;
             case KeyFlag.Unchanged:
-              summary.rows_read++;
-              counters.valid++;
-              out.push({ key: keyOf(record), cells: NO_CELLS, copies: 1, carry: "unchanged" });
+              summary.rows_read += record.copies;
+              counters.valid += record.copies;
+              out.push({ key: keyOf(record), cells: NO_CELLS, copies: 1, carry: "unchanged", run: record.copies });
               break;
             case KeyFlag.Duplicate:
               summary.rows_read += record.copies;
@@ -244,24 +195,26 @@ export class HashedRead {
               if (left === 0) await nextBatch();
               left--;
               const key = keyOf(record);
-              let found: { key: GroupKey; cells: readonly (string | null)[] } | undefined;
+              let found: SourceGroup | undefined;
               let copies = 0;
               for (; at < rows.length; at++) {
-                const row = o.mapping.map(rows[at]!);
+                const raw = rows[at]!;
+                const row = o.mapping.map(raw);
                 if (!row.ok) continue; // cannot happen: it has the key we asked for
                 const order = compareKeys(row.key, key);
                 if (order < 0) continue;
                 if (order > 0) break;
-                found ??= row;
+                found ??= {
+                  key: row.key,
+                  cells: row.cells,
+                  copies: 1,
+                  ...(int64 ? { hash: hashBytes(raw[spec.columns.length], true) } : {}),
+                };
                 copies++;
               }
               summary.rows_read += copies;
               counters.valid += copies;
-              out.push(
-                found
-                  ? { key: found.key, cells: found.cells, copies }
-                  : { key, cells: NO_CELLS, copies: 0, carry: "gone" },
-              );
+              out.push(found ? { ...found, copies } : { key, cells: NO_CELLS, copies: 0, carry: "gone" });
             }
           }
         }

@@ -1,6 +1,6 @@
 /**
- * A temporary file of what the hash pass of a run learnt, one record per source key in key order: unchanged,
- * changed (its full row must be fetched), duplicated, or rejected. It keeps the pass's memory flat however big the
+ * A temporary file of what the hash pass of a run learnt, in key order: a run of unchanged keys (its first key and
+ * its length), or one record per changed key (its full row must be fetched), duplicated key, or rejected row. It keeps the pass's memory flat however big the
  * table, and is read twice in step by the fetch pass: once to batch the changed keys, once to emit the groups.
  */
 import { type FileHandle, open, rm } from "node:fs/promises";
@@ -12,7 +12,7 @@ export type KeyFlag = (typeof KeyFlag)[keyof typeof KeyFlag];
 /** One record. For a rejected row, `a` is the key as shown and `b` the reason; otherwise Group ID and Company ID. */
 export interface KeyRecord {
   readonly flag: KeyFlag;
-  /** Rows that carried the key (duplicates); 1 otherwise. */
+  /** Rows that carried the key (duplicates); the length of a run of unchanged keys; 1 otherwise. */
   readonly copies: number;
   readonly a: string;
   readonly b: string;

@@ -54,6 +54,11 @@ export interface MergeOptions {
   readonly rowHashesValid: boolean;
   /** The row hash the source's hash push-down computes (so the next run can compare); default `rowHash`. */
   readonly rowHash?: (cells: readonly (string | null)[]) => string;
+  /**
+   * The source's row hashes come with its rows (`HashReader.hashInRows`): a group read without one (an incremental
+   * read) gets UNKNOWN_HASH, so the next hash pass fetches it once.
+   */
+  readonly hashInRows?: boolean;
   readonly sink: OperationSink;
   /** Records keys before they are sent (absent in a plan). */
   readonly journal: Journal | undefined;
@@ -67,7 +72,7 @@ export interface MergeOptions {
    */
   readonly covers: (key: GroupKey) => boolean;
   /** Writes an entry of the new snapshot, in key order. */
-  readonly write: (entry: SnapshotEntry, slot?: Slot) => Promise<void>;
+  readonly write: (entry: SnapshotEntry, slot?: Slot) => Promise<void> | undefined;
   /** Takes a delete candidate (mirror mode), in key order. */
   readonly spill: (entry: SnapshotEntry) => Promise<void>;
   readonly ref: (key: GroupKey) => GroupRef;
@@ -171,8 +176,23 @@ export class Merge {
     await o.spill(this.translate(entry));
   }
 
+  /** Carries the `count` snapshot entries after `key`, which a hashed read matched to unchanged rows in order. */
+  async #carryRun(key: GroupKey, count: number): Promise<void> {
+    const summary = this.#o.summary;
+    for (let i = 0; i < count; i++) {
+      const now = this.#previous.peekNow();
+      const next = now === undefined ? await this.#previous.peek() : now;
+      // The hash pass matched these entries one by one; only running out of them would be a bug.
+      if (!next) throw new Error(`the snapshot ended inside a run of unchanged keys after ${formatKey(key)}`);
+      this.#previous.skip();
+      this.#carry(this.#passThrough ? next : this.translate(next));
+      summary.unchanged++;
+      if ((i & 1023) === 1023) await this.keepUp();
+    }
+  }
+
   /** Diffs one source group against the snapshot and sends what changed. */
-  async group({ key, cells, copies, carry }: SourceGroup): Promise<void> {
+  async group({ key, cells, copies, carry, hash: read, run }: SourceGroup): Promise<void> {
     const o = this.#o;
     const summary = o.summary;
     let previous: SnapshotEntry | undefined;
@@ -192,7 +212,10 @@ export class Merge {
     if (carry) {
       // A hashed read found the row unchanged (or gone before it could be fetched): the destination holds the entry.
       if (previous) this.#carry(this.#passThrough ? previous : this.translate(previous));
-      if (carry === "unchanged") summary.unchanged++;
+      if (carry === "unchanged") {
+        summary.unchanged++;
+        if (run !== undefined && run > 1) await this.#carryRun(key, run - 1);
+      }
       return;
     }
     const held = previous ? this.translate(previous) : undefined;
@@ -203,7 +226,7 @@ export class Merge {
     }
     const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
     const diff = diffGroup(held?.hashes, hashes, { setAll: o.sendAll, rules: this.#rules });
-    const hash = (o.rowHash ?? rowHash)(this.#hashed(cells));
+    const hash = read ?? (o.hashInRows ? UNKNOWN_HASH : (o.rowHash ?? rowHash)(this.#hashed(cells)));
     if (diff === NO_CHANGE) {
       summary.unchanged++;
       // The entry as read when nothing about it changed: the snapshot writer copies its bytes.

@@ -8,6 +8,7 @@ import type { CompiledMapping } from "../mapping/mapper.js";
 import type { ChangeReader, ChangeSpec, RawRow, ReadSpec } from "../source.js";
 import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import type { RejectLog } from "./reject-log.js";
+import { hashBytes } from "./row-hash.js";
 import type { SortedSpill } from "./sorted-spill.js";
 import type { RunSummary } from "./summary.js";
 
@@ -21,6 +22,13 @@ export interface SourceGroup {
    * a changed one that was deleted before its full row was fetched ("gone"): the merge keeps the snapshot's entry.
    */
   readonly carry?: "unchanged" | "gone";
+  /**
+   * Carry "unchanged": the number of snapshot entries to carry from `key` on (the hash pass matched each of them
+   * to a source row, in order, with no other entry between them); 1 when absent.
+   */
+  readonly run?: number;
+  /** The row hash the source returned with the row (`HashReader.hashInRows`), as snapshots store it. */
+  readonly hash?: string;
 }
 
 export interface ReadContext {
@@ -57,9 +65,11 @@ export async function* orderedGroups(
   chunks: AsyncIterable<readonly RawRow[]>,
   context: ReadContext,
   after?: GroupKey,
+  /** Where each row's hash is, when the source returns one (`ReadSpec.rowHash`). */
+  hashAt?: number,
 ): AsyncGenerator<SourceGroup[]> {
   const { mapping, summary, rejects, counters } = context;
-  let pending: { key: GroupKey; cells: readonly (string | null)[]; copies: number } | undefined;
+  let pending: { key: GroupKey; cells: readonly (string | null)[]; copies: number; hash?: string } | undefined;
   for await (const chunk of chunks) {
     const groups: SourceGroup[] = [];
     for (const raw of chunk) {
@@ -82,6 +92,7 @@ export async function* orderedGroups(
         throw outOfOrder(after, row.key, "the rows after the backfill's resume point");
       }
       pending = { key: row.key, cells: row.cells, copies: 1 };
+      if (hashAt !== undefined) pending.hash = hashBytes(raw[hashAt], true);
     }
     context.onRows?.(summary.rows_read);
     if (groups.length > 0) yield groups;

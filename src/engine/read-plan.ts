@@ -21,7 +21,7 @@ import { type CursorState, readCursorState } from "../state/cursor-file.js";
 import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import { type BackfillScope, readBackfillState } from "../state/progress-file.js";
 import type { SyncStatePaths } from "../state/state-dir.js";
-import { HashedRead, type HashedReadOptions } from "./hashed-read.js";
+import { HashedRead, type HashedReadOptions, hashColumns } from "./hashed-read.js";
 import { keyTexts, orderedGroups, type ReadContext, type SourceGroup, stageChanges } from "./read-groups.js";
 import { SortedSpill } from "./sorted-spill.js";
 
@@ -42,6 +42,11 @@ export interface ReadPlan {
   cursorState(): Omit<CursorState, "format" | "version" | "updated_at"> | undefined;
   /** Removes staging files. */
   dispose(): Promise<void>;
+  /**
+   * A hashed full read: whether the source holds exactly the snapshot's groups, all unchanged (HashedRead), so the
+   * run can keep the previous snapshot as it is instead of reading and writing every entry.
+   */
+  identical?(): Promise<boolean>;
 }
 
 export interface ReadPlanOptions {
@@ -82,13 +87,18 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
   const { mapping, source, context, log } = options;
   const readOptions = { batchSize: options.batchSize, ...(options.signal ? { signal: options.signal } : {}) };
   const base = mapping.readSpec;
+  // A reader whose row hashes come with its rows (PostgreSQL) returns them on every full read and backfill, so the
+  // snapshot can keep them for the next run's hash pass.
+  const withHash = source.hashes?.hashInRows === true && options.sync.sync.hash_pushdown;
+  const hashAt = withHash ? base.columns.length : undefined;
+  const rowHash = withHash ? { rowHash: hashColumns(mapping) } : {};
 
   /**
    * A full read of every row: hashed when the source can hash rows, the sync allows it and the previous snapshot's
    * row hashes can be compared (hashed-read.ts); plain otherwise.
    */
-  async function fullRead(): Promise<Pick<ReadPlan, "groups" | "dispose">> {
-    const plain = () => orderedGroups(source.read(base, readOptions), context);
+  async function fullRead(): Promise<Pick<ReadPlan, "groups" | "dispose" | "identical">> {
+    const plain = () => orderedGroups(source.read({ ...base, ...rowHash }, readOptions), context, undefined, hashAt);
     const reader = source.hashes;
     if (!reader || options.hashedFrom === undefined || !options.sync.sync.hash_pushdown) {
       return { groups: plain(), dispose: async () => {} };
@@ -108,6 +118,7 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
     });
     return {
       groups: hashed.groups(),
+      identical: () => hashed.identical(),
       dispose: async () => {
         await hashed.dispose();
         if (options.plan) await rm(folder, { recursive: true, force: true });
@@ -129,13 +140,14 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
     if (after) log.info({ after: formatKey(after) }, `resuming the unfinished backfill after ${formatKey(after)}`);
     const spec: ReadSpec = {
       ...base,
+      ...rowHash,
       ...(where !== undefined ? { where } : {}),
       ...(after ? { after: keyTexts(base, after) } : {}),
     };
     return {
       kind: "full",
       spec,
-      groups: orderedGroups(source.read(spec, readOptions), context, after),
+      groups: orderedGroups(source.read(spec, readOptions), context, after, hashAt),
       covers: where !== undefined ? nothing : after ? (key) => compareKeys(key, after) > 0 : everything,
       backfill: {
         scope: {

@@ -338,6 +338,7 @@ async function execute(
         layout,
         rowHashesValid,
         ...(source.hashes?.rowHash ? { rowHash: source.hashes.rowHash } : {}),
+        hashInRows: source.hashes?.hashInRows === true,
         sink,
         journal,
         mirror,
@@ -377,8 +378,17 @@ async function execute(
 
     // 4. The merge. A stop (graceful) ends the read; what was read is still delivered.
     let failure: unknown;
+    /** Every group unchanged: the previous snapshot stays as it is (step 8 links it under the new name). */
+    let reuse: { groups: number; counts: number[] } | undefined;
     try {
-      for await (const groups of readPlan.groups) {
+      if (readPlan.identical && layout.identity && checkpoint && (await readPlan.identical())) {
+        const groups = checkpoint.snapshot.groups;
+        reuse = { groups, counts: checkpoint.properties.map((property) => property.groups_set) };
+        summary.rows_read = groups;
+        summary.unchanged = groups;
+        counters.valid = groups;
+      }
+      for await (const groups of reuse ? [] : readPlan.groups) {
         for (let i = 0; i < groups.length; i++) {
           await merge.group(groups[i]!);
           // Every few hundred groups, not once a chunk: with a slow destination, one chunk of fetch_size rows can
@@ -390,7 +400,7 @@ async function execute(
           }
         }
       }
-      await merge.rest();
+      if (!reuse) await merge.rest();
     } catch (error) {
       failure = options.stop?.aborted && error === options.stop.reason ? new RunStopped() : error;
     }
@@ -481,6 +491,7 @@ async function execute(
         previousPath,
         journal,
         temps,
+        ...(reuse && failure === undefined ? { reuse } : {}),
       });
       const cursorState = failure === undefined ? readPlan.cursorState() : undefined;
       if (cursorState) {

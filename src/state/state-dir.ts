@@ -2,7 +2,7 @@
  * One folder per sync under `state_dir`: checkpoint.json, the snapshot it names, the lock, the last run's rejects
  * and the run history. Every file is written atomically (temp file, fsync, rename) with mode 0600.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import writeFileAtomic from "write-file-atomic";
 import { StateError } from "../errors.js";
@@ -110,6 +110,21 @@ export async function commitFile(temp: string, final: string, dir: string): Prom
     }
   } catch (error) {
     throw stateWriteError(final, error);
+  }
+}
+
+/** Gives a durable file a second name, durably (the folder is fsynced). */
+export async function linkFile(existing: string, name: string, dir: string): Promise<void> {
+  try {
+    await link(existing, name);
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw stateWriteError(name, error);
   }
 }
 

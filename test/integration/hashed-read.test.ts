@@ -4,19 +4,18 @@
  * use it send exactly what plain runs send, fetching full rows only for the keys that changed.
  */
 import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { postgresSourceSchema } from "../../connectors/postgres/config.js";
 import { createPostgresSource } from "../../connectors/postgres/source.js";
 import { loadConnectors } from "../../src/connectors.js";
-import { recordHash } from "../../src/diff/record-hash.js";
 import type { Connectors } from "../../src/engine/run-sync.js";
 import type { ReadSpec, Source } from "../../src/source.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 const connectors = await loadConnectors();
-
-const hex = (latin1: string) => Buffer.from(latin1, "latin1").toString("hex");
 
 describe("PostgreSQL row hashes and lookups", () => {
   let db: TestDatabase;
@@ -60,24 +59,72 @@ describe("PostgreSQL row hashes and lookups", () => {
     return out;
   }
 
-  test("the database's row hash equals recordHash() of the cells a plain read returns, for every type", async () => {
+  test("keys(), read() and lookup() return the same row hash, for every type", async () => {
+    await source.check();
+    await source.describe({ from: "public.t" });
+    assert.equal(source.hashes!.hashInRows, true);
     const hashColumns = [...spec.columns.slice(1), "n"]; // a column may appear twice
     const rows = await all(source.read(spec, { batchSize: 2 }));
+    const withHash = await all(source.read({ ...spec, rowHash: hashColumns }, { batchSize: 2 }));
     const hashed = await all(source.hashes!.keys({ ...spec, hashColumns }, { batchSize: 2 }));
-    assert.equal(hashed.length, rows.length);
+    const keys = rows.map((row) => [row[0] as string]).reverse();
+    const looked = await source.hashes!.lookup({ ...spec, rowHash: hashColumns }, keys, {});
     assert.equal(rows.length, 6);
+    assert.equal(hashed.length, rows.length);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      const cells = hashColumns.map((column) => row[spec.columns.indexOf(column)] ?? null);
-      assert.deepEqual(hashed[i], [row[0], hex(recordHash(cells))], `row ${row[0]}`);
-      assert.equal(source.hashes!.rowHash, recordHash);
+      assert.deepEqual(withHash[i]!.slice(0, -1), row, "the cells are those of a plain read");
+      const hash = withHash[i]!.at(-1);
+      assert.match(hash ?? "", /^-?[0-9]{1,19}$/);
+      assert.deepEqual(hashed[i], [row[0], hash], `row ${row[0]}`);
+      assert.deepEqual(looked[i], withHash[i]);
     }
-    // A change in any one cell changes the hash; NULL and the empty string differ.
-    assert.equal(new Set(hashed.map((row) => row[1])).size, 6);
+    assert.equal(new Set(hashed.map((row) => row[1])).size, 6, "a change in any cell changes the hash");
     assert.ok(
       hashed.some((row) => row[0] === "tab\there\nnew\\lineN"),
       "COPY escapes are decoded",
     );
+  });
+
+  test("values PostgreSQL's equality or hash functions confuse, but that print differently, hash differently", async () => {
+    await db.query("create extension if not exists citext");
+    const pairs: [type: string, a: string, b: string][] = [
+      ["numeric", "5", "-5"], // numeric's hash ignores the sign
+      ["numeric", "1.0", "1.00"], // …and the scale
+      ["numeric", "NaN", "Infinity"],
+      ["float8", "0", "-0"],
+      ["real", "0", "-0"],
+      ["bigint", "0", "4294967297"], // int8's hash folds the high 32 bits into the low
+      ["timestamptz", "2000-01-01 00:00:00+00", "2000-01-01 01:11:34.967297+00"], // 0 and 2^32 + 1 µs
+      ["timestamp", "2000-01-01 00:00:00", "2000-01-01 01:11:34.967297"],
+      ["time", "00:00:00", "01:11:34.967297"],
+      ["jsonb", '{"a": 5}', '{"a": -5}'],
+      ["jsonb", '{"a": 1.0}', '{"a": 1.00}'],
+      ["bpchar", "a", "a "],
+      ["interval", "1 day", "24 hours"],
+      ["int[]", "{1,2}", "[0:1]={1,2}"], // an array's hash covers its elements only
+      ["text[]", "{a,b}", "{{a,b}}"],
+      ["citext", "A", "a"],
+      ["text", "A", "a"],
+      ["uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"],
+    ];
+    // A case-insensitive collation makes 'A' equal 'a' (when the server has ICU).
+    const icu = await db
+      .query("create collation if not exists ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
+      .then(() => true)
+      .catch(() => false);
+    if (icu) pairs.push(['text collate "ci"', "A", "a"], ['text[] collate "ci"', "{A}", "{a}"]);
+    for (const [i, [type, a, b]] of pairs.entries()) {
+      await db.query(`create table pair${i} (id text, v ${type})`);
+      await db.query(`insert into pair${i} values ('1', $1), ('2', $2)`, [a, b]);
+      const pairSpec: ReadSpec = { from: `pair${i}`, columns: ["id", "v"], orderBy: ["id"] };
+      await source.describe(pairSpec);
+      const texts = await all(source.read(pairSpec, { batchSize: 10 }));
+      assert.notEqual(texts[0]![1], texts[1]![1], `${type}: ${a} and ${b} print differently`);
+      const hashed = await all(source.hashes!.keys({ ...pairSpec, hashColumns: ["v"] }, { batchSize: 10 }));
+      assert.notEqual(hashed[0]![1], hashed[1]![1], `${type}: ${a} and ${b} must hash differently`);
+    }
+    assert.ok(icu, "the embedded server has ICU, so the nondeterministic collation case ran");
   });
 
   test("hierarchical keys come back in the plain read's order, with where and after honoured", async () => {
@@ -169,6 +216,8 @@ describe("PostgreSQL row hashes and lookups", () => {
 interface ReadCounts {
   plainRows: number;
   hashedRows: number;
+  /** Of hashedRows, those read as COPY text (compared as bytes). */
+  textRows: number;
   lookups: number;
   lookedUp: number;
 }
@@ -192,11 +241,27 @@ function counting(counts: ReadCounts, beforeLookup?: () => Promise<void>): Conne
         },
         hashes: {
           ...(hashes.rowHash ? { rowHash: hashes.rowHash } : {}),
+          ...(hashes.hashInRows ? { hashInRows: true } : {}),
           async *keys(spec, options) {
             for await (const chunk of hashes.keys(spec, options)) {
               counts.hashedRows += chunk.length;
               yield chunk;
             }
+          },
+          keysText(spec, options) {
+            const text = hashes.keysText?.(spec, options);
+            if (!text) return undefined;
+            return (async function* () {
+              for await (const chunk of text) {
+                for (const byte of chunk) {
+                  if (byte === 10) {
+                    counts.hashedRows++;
+                    counts.textRows++;
+                  }
+                }
+                yield chunk;
+              }
+            })();
           },
           async lookup(spec, keys, options) {
             counts.lookups++;
@@ -246,7 +311,7 @@ async function expected(e2e: E2E) {
 
 describe("runs with hash push-down", () => {
   let e2e: E2E;
-  const fresh = (): ReadCounts => ({ plainRows: 0, hashedRows: 0, lookups: 0, lookedUp: 0 });
+  const fresh = (): ReadCounts => ({ plainRows: 0, hashedRows: 0, textRows: 0, lookups: 0, lookedUp: 0 });
   before(async () => {
     e2e = await startE2E({ mapping: MAPPING, mode: "mirror", batchSize: 50 });
     await e2e.db.query(`
@@ -265,13 +330,13 @@ describe("runs with hash push-down", () => {
     const one = await e2e.run({ connectors: counting(first) });
     assert.equal(one.groups_created, 300);
     assert.equal(one.rejected, 2);
-    assert.deepEqual(first, { plainRows: 302, hashedRows: 0, lookups: 0, lookedUp: 0 });
+    assert.deepEqual(first, { plainRows: 302, hashedRows: 0, textRows: 0, lookups: 0, lookedUp: 0 });
     assert.deepEqual(e2e.profiles(), await expected(e2e));
 
     const requests = e2e.receiver.requests.length;
     const second = fresh();
     const two = await e2e.run({ connectors: counting(second) });
-    assert.deepEqual(second, { plainRows: 0, hashedRows: 302, lookups: 0, lookedUp: 0 });
+    assert.deepEqual(second, { plainRows: 0, hashedRows: 302, textRows: 302, lookups: 0, lookedUp: 0 });
     assert.equal(two.unchanged, 300);
     assert.equal(two.rows_read, 302);
     assert.equal(two.rejected, 2, "rejected rows are still reported with their reasons");
@@ -360,9 +425,59 @@ describe("runs with hash push-down", () => {
     try {
       const counts = fresh();
       await e2e.run({ connectors: counting(counts) });
-      assert.deepEqual(counts, { plainRows: 301, hashedRows: 0, lookups: 0, lookedUp: 0 });
+      assert.deepEqual(counts, { plainRows: 301, hashedRows: 0, textRows: 0, lookups: 0, lookedUp: 0 });
     } finally {
       writeFileSync(e2e.configFile, config);
     }
+  });
+});
+
+describe("a run that finds every group unchanged", () => {
+  let e2e: E2E;
+  before(async () => {
+    e2e = await startE2E({ mapping: MAPPING, mode: "mirror", batchSize: 50 });
+    await e2e.db.query(`
+      create table accounts (id text, name text, plan text, seats int, tags text[]);
+      insert into accounts select 'acc-' || i, 'Account ' || i, 'pro', i, array['t'] from generate_series(1, 120) i;
+    `);
+  });
+  after(() => e2e.dispose());
+
+  const snapshot = () => {
+    const folder = join(e2e.dir, "state");
+    const [sync] = readdirSync(folder);
+    const file = readdirSync(join(folder, sync!)).find((name) => name.startsWith("snapshot-"))!;
+    return {
+      path: join(folder, sync!, file),
+      checkpoint: JSON.parse(readFileSync(join(folder, sync!, "checkpoint.json"), "utf8")),
+    };
+  };
+
+  test("keeps the previous snapshot's bytes under the new name, writes nothing else, and later runs go on", async () => {
+    await e2e.run();
+    const before = snapshot();
+    const inode = statSync(before.path).ino;
+    const counts: ReadCounts = { plainRows: 0, hashedRows: 0, textRows: 0, lookups: 0, lookedUp: 0 };
+    const requests = e2e.receiver.requests.length;
+    const again = await e2e.run({ connectors: counting(counts) });
+    const after = snapshot();
+    assert.equal(again.unchanged, 120);
+    assert.equal(again.rows_read, 120);
+    assert.equal(e2e.receiver.requests.length, requests, "nothing sent");
+    assert.deepEqual(counts, { plainRows: 0, hashedRows: 120, textRows: 120, lookups: 0, lookedUp: 0 });
+    assert.notEqual(after.path, before.path, "the checkpoint names the new run's snapshot");
+    assert.equal(statSync(after.path).ino, inode, "the same bytes: a second name, not a copy");
+    assert.equal(statSync(after.path).nlink, 1, "the old name is gone");
+    assert.equal(existsSync(before.path), false);
+    assert.deepEqual(after.checkpoint.properties, before.checkpoint.properties, "per-property counts carried over");
+    assert.equal(after.checkpoint.snapshot.groups, 120);
+
+    // A change afterwards is found against the reused snapshot and sent; the next snapshot is a new file.
+    await e2e.db.query("update accounts set plan = 'team' where id = 'acc-7'");
+    const from = e2e.receiver.requests.length;
+    const changed = await e2e.run();
+    assert.equal(changed.groups_updated, 1);
+    assert.deepEqual(updates(e2e, from), [{ $group_key: "company", $group_id: "acc-7", $set: { plan: "team" } }]);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
   });
 });

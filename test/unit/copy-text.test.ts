@@ -1,7 +1,7 @@
 /** PostgreSQL's COPY text format, as the hash pass reads it (checked against a server in hashed-read.test.ts). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { copyRows, copyValue } from "../../connectors/postgres/copy-text.js";
+import { copyRows, copyValue } from "../../src/copy-text.js";
 
 async function* chunks(...parts: Buffer[]) {
   yield* parts;

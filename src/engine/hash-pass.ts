@@ -14,7 +14,7 @@ import type { CompiledMapping } from "../mapping/mapper.js";
 import type { HashReader, HashSpec, RawRow, ReadOptions } from "../source.js";
 import type { GroupKey } from "../state/key-order.js";
 import { type KeyBlock, readSnapshotKeys } from "../state/snapshot-file.js";
-import { KeyFlag, type KeyLog, type KeyRecord } from "./key-log.js";
+import { KeyFlag, type KeyRecord } from "./key-queue.js";
 import { outOfOrder } from "./read-groups.js";
 import { hashBytes } from "./row-hash.js";
 
@@ -91,8 +91,10 @@ export interface HashPassOptions {
   readonly spec: HashSpec;
   readonly readOptions: ReadOptions;
   readonly previousPath: string;
-  readonly log: KeyLog;
-  readonly onRows?: (rows: number) => void;
+  /** Where the verdicts go: `add` returns a promise only to wait on. */
+  readonly log: { add(record: KeyRecord): Promise<void> | undefined };
+  /** Called after each chunk of rows with the counts so far. */
+  readonly onRows?: (rows: number, seen: HashPassResult) => void;
 }
 
 export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
@@ -351,7 +353,7 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
           start = end + 1;
         }
         rest = start < data.length ? data.subarray(start) : undefined;
-        o.onRows?.(rows);
+        o.onRows?.(rows, { rows, groups, changed, rejected, missing });
       }
       if (rest && rest.length > 0) throw badCopy("it ended in the middle of a row");
     } else {
@@ -361,7 +363,7 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
           const wait = cellsRow(cells);
           if (wait) await wait;
         }
-        o.onRows?.(rows);
+        o.onRows?.(rows, { rows, groups, changed, rejected, missing });
       }
     }
     if (have) await settle();

@@ -71,7 +71,10 @@ export interface ReadPlanOptions {
   /** The previous snapshot, when its row hashes were made with this run's layout: a hashed read can use them. */
   readonly hashedFrom?: string;
   /** Tuning of hashed reads (tests). */
-  readonly hashed?: Pick<HashedReadOptions, "lookupKeys" | "maxChangedShare" | "maxLookups">;
+  readonly hashed?: Pick<
+    HashedReadOptions,
+    "lookupKeys" | "maxChangedShare" | "maxLookups" | "streamAfter" | "queueLimit"
+  >;
 }
 
 const everything = () => true;
@@ -103,27 +106,17 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
     if (!reader || options.hashedFrom === undefined || !options.sync.sync.hash_pushdown) {
       return { groups: plain(), dispose: async () => {} };
     }
-    // A plan changes no state, not even temp files in the state folder.
-    const folder = options.plan ? await mkdtemp(join(tmpdir(), "groupsync-plan-")) : options.paths.dir;
     const hashed = new HashedRead({
       reader,
       mapping,
       previousPath: options.hashedFrom,
-      logPath: join(folder, `keys-${options.runId}.tmp`),
       context,
       readOptions,
       log,
       fallback: plain,
       ...options.hashed,
     });
-    return {
-      groups: hashed.groups(),
-      identical: () => hashed.identical(),
-      dispose: async () => {
-        await hashed.dispose();
-        if (options.plan) await rm(folder, { recursive: true, force: true });
-      },
-    };
+    return { groups: hashed.groups(), identical: () => hashed.identical(), dispose: () => hashed.dispose() };
   }
 
   if (options.backfill) {

@@ -418,6 +418,31 @@ describe("runs with hash push-down", () => {
     assert.deepEqual(e2e.profiles(), await expected(e2e));
   });
 
+  test("the fetch pass runs alongside the hash pass (a small queue): the same sends, each changed key fetched once", async () => {
+    const { rows } = await e2e.db.query("select count(*)::int as n from accounts where id ~ '7$'");
+    const changing = rows[0].n as number;
+    await e2e.db.query("update accounts set name = name || '?' where id ~ '7$'");
+    await e2e.db.query("delete from accounts where id = 'acc-0100'");
+    const counts = fresh();
+    const from = e2e.receiver.requests.length;
+    const run = await e2e.run({ connectors: counting(counts), hashed: { queueLimit: 8, lookupKeys: 5 } });
+    assert.equal(counts.plainRows, 0, "no fallback");
+    assert.equal(counts.lookedUp, changing);
+    assert.ok(counts.lookups >= changing / 5, `${counts.lookups} lookups of at most 5 keys`);
+    assert.equal(run.groups_updated, changing);
+    assert.equal(run.groups_deleted, 1);
+    assert.equal(run.rejected, 2);
+    assert.equal(updates(e2e, from).length, changing + 1);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+
+    // The row comes back: created again, alongside as well.
+    await e2e.db.query("insert into accounts values ('acc-0100', 'Account 100', null, 100, array['t0'])");
+    const back = await e2e.run({ connectors: counting(fresh()), hashed: { queueLimit: 8 } });
+    assert.equal(back.groups_created, 1);
+    assert.equal(back.groups_updated + back.groups_deleted, 0);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+  });
+
   test("hash_pushdown: false reads full rows every run", async () => {
     const config = await import("node:fs").then((fs) => fs.readFileSync(e2e.configFile, "utf8"));
     const { writeFileSync } = await import("node:fs");

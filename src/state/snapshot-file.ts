@@ -169,6 +169,22 @@ const recordShape = (withItems: boolean, hierarchical: boolean, properties: numb
   key: `${withItems ? 2 : 1}|${hierarchical}|${properties}`,
 });
 
+/** Whether every character of `text` is ASCII (its UTF-8 is then its characters). */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * Writes at most `max` characters of `text` at `at` as latin1 (each character's low byte), as `Buffer#write(text,
+ * at, max, "latin1")` does, without a call into C++ per hash; returns the offset after them.
+ */
+function writeLatin1(target: Buffer, at: number, text: string, max: number): number {
+  const count = Math.min(text.length, max);
+  for (let i = 0; i < count; i++) target[at + i] = text.charCodeAt(i);
+  return at + count;
+}
+
 /** Writes a snapshot file. Entries must be added in key order. */
 export class SnapshotWriter {
   #file: FileHandle;
@@ -239,7 +255,10 @@ export class SnapshotWriter {
       if (this.#used >= BLOCK_TARGET) await this.#flushBlock();
       return;
     }
-    const groupId = Buffer.from(entry.groupId, "utf8");
+    // An ASCII Group ID (the usual case) is written character by character below: no Buffer per entry.
+    const ascii = isAscii(entry.groupId);
+    const groupId = ascii ? undefined : Buffer.from(entry.groupId, "utf8");
+    const groupIdLength = groupId ? groupId.length : entry.groupId.length;
     const companyId = this.#hierarchical ? Buffer.from(entry.companyId, "utf8") : undefined;
     const bitmapBytes = (this.#properties + 7) >> 3;
     let set = 0;
@@ -254,7 +273,7 @@ export class SnapshotWriter {
     for (const [, text] of lists) listBytes += 10 + text.length;
     const size =
       10 +
-      groupId.length +
+      groupIdLength +
       (companyId ? 5 + companyId.length : 0) +
       HASH_BYTES +
       bitmapBytes +
@@ -266,13 +285,14 @@ export class SnapshotWriter {
       this.#block = bigger;
     }
     const b = this.#block;
-    let o = writeVarint(b, this.#used, groupId.length);
-    o += groupId.copy(b, o);
+    let o = writeVarint(b, this.#used, groupIdLength);
+    if (groupId) o += groupId.copy(b, o);
+    else o = writeLatin1(b, o, entry.groupId, groupIdLength);
     if (companyId) {
       o = writeVarint(b, o, companyId.length);
       o += companyId.copy(b, o);
     }
-    o += b.write(entry.rowHash, o, HASH_BYTES, "latin1");
+    o = writeLatin1(b, o, entry.rowHash, HASH_BYTES);
     b.fill(0, o, o + bitmapBytes);
     for (let i = 0; i < this.#properties; i++) {
       if ((entry.hashes[i] ?? null) !== null) b[o + (i >> 3)]! |= 1 << (i & 7);
@@ -280,7 +300,7 @@ export class SnapshotWriter {
     o += bitmapBytes;
     for (let i = 0; i < this.#properties; i++) {
       const hash = entry.hashes[i];
-      if (hash !== null && hash !== undefined) o += b.write(hash, o, HASH_BYTES, "latin1");
+      if (hash !== null && hash !== undefined) o = writeLatin1(b, o, hash, HASH_BYTES);
     }
     o = writeVarint(b, o, lists.length);
     for (const [index, text] of lists) {

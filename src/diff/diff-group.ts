@@ -45,6 +45,9 @@ export interface GroupDiff {
   readonly forget: readonly number[];
 }
 
+/** The shared empty list of a diff (never added to: a list that gets an index is a new array). */
+const NONE: number[] = [];
+
 /** The diff of a group with nothing to do (the same object every time). */
 export const NO_CHANGE: GroupDiff = { set: [], setOnce: [], unset: [], union: [], forget: [] };
 
@@ -65,34 +68,36 @@ export function diffGroup(
   options: DiffOptions = {},
 ): GroupDiff {
   const setAll = options.setAll === true;
-  const set: number[] = [];
-  const setOnce: number[] = [];
-  const unset: number[] = [];
-  const union: number[] = [];
-  const forget: number[] = [];
+  // Most groups have nothing in most of these lists: they share one empty array until something is added.
+  let set = NONE;
+  let setOnce = NONE;
+  let unset = NONE;
+  let union = NONE;
+  let forget = NONE;
   for (let i = 0; i < current.length; i++) {
     const now = current[i] ?? null;
     const before = held?.[i] ?? null;
     const rule = options.rules?.[i] ?? DEFAULT_RULE;
     if (rule.op === "set_once") {
       // Never overwritten, never unset: sent only while groupsync has not set it yet.
-      if (now !== null && (before === null || setAll)) setOnce.push(i);
+      if (now !== null && (before === null || setAll)) (setOnce === NONE ? (setOnce = []) : setOnce).push(i);
     } else if (now === null) {
       if (rule.nulls === "keep" || before === null) continue;
-      if (rule.op === "union") union.push(i);
-      else unset.push(i);
+      if (rule.op === "union") (union === NONE ? (union = []) : union).push(i);
+      else (unset === NONE ? (unset = []) : unset).push(i);
     } else if (setAll || now !== before) {
-      if (rule.op === "union") union.push(i);
-      else set.push(i);
+      if (rule.op === "union") (union === NONE ? (union = []) : union).push(i);
+      else (set === NONE ? (set = []) : set).push(i);
     }
   }
   if (held) {
     for (let i = current.length; i < held.length; i++) {
       if (held[i] === null || held[i] === undefined) continue;
       const rule = options.rules?.[i] ?? DEFAULT_RULE;
-      if (rule.op === "set_once" || rule.nulls === "keep" || (rule.op === "union" && rule.keepRemoved)) forget.push(i);
-      else if (rule.op === "union") union.push(i);
-      else unset.push(i);
+      if (rule.op === "set_once" || rule.nulls === "keep" || (rule.op === "union" && rule.keepRemoved))
+        (forget === NONE ? (forget = []) : forget).push(i);
+      else if (rule.op === "union") (union === NONE ? (union = []) : union).push(i);
+      else (unset === NONE ? (unset = []) : unset).push(i);
     }
   }
   return set.length + setOnce.length + unset.length + union.length + forget.length > 0

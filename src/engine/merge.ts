@@ -244,12 +244,12 @@ export class Merge {
     const summary = o.summary;
     const ref = o.ref(key);
     const operations: Operation[] = [];
-    const touched: number[] = [...diff.set, ...diff.setOnce, ...diff.unset];
+    const touched: number[] =
+      diff.setOnce.length + diff.unset.length === 0 ? diff.set.slice() : [...diff.set, ...diff.setOnce, ...diff.unset];
     for (const index of diff.forget) entry.hashes[index] = null;
-    for (const [kind, indexes] of [
-      ["set", diff.set],
-      ["set_once", diff.setOnce],
-    ] as const) {
+    for (let pass = 0; pass < 2; pass++) {
+      const kind = pass === 0 ? "set" : "set_once";
+      const indexes = pass === 0 ? diff.set : diff.setOnce;
       if (indexes.length === 0) continue;
       const properties: Record<string, JsonValue> = {};
       for (const index of indexes) {
@@ -274,10 +274,12 @@ export class Merge {
         },
       });
     }
-    const lists = this.#listChanges(cells, diff.union, entry);
-    if (!lists.ok) return lists;
-    operations.push(...this.#listOperations(ref, lists.changes, hashes, entry));
-    touched.push(...lists.changes.filter((change) => change.sends).map((change) => change.index));
+    if (diff.union.length > 0) {
+      const lists = this.#listChanges(cells, diff.union, entry);
+      if (!lists.ok) return lists;
+      operations.push(...this.#listOperations(ref, lists.changes, hashes, entry));
+      touched.push(...lists.changes.filter((change) => change.sends).map((change) => change.index));
+    }
     if (o.plan) {
       summary.properties_set += diff.set.length + diff.setOnce.length;
       summary.properties_unset += diff.unset.length;

@@ -108,7 +108,7 @@ class StoredEntry implements SnapshotEntry {
     const hashes: (string | null)[] = new Array(properties);
     for (let i = 0; i < properties; i++) {
       if (raw[bitmap + (i >> 3)]! & (1 << (i & 7))) {
-        hashes[i] = raw.toString("latin1", o, o + HASH_BYTES);
+        hashes[i] = readHash(raw, o);
         o += HASH_BYTES;
       } else {
         hashes[i] = null;
@@ -168,6 +168,20 @@ const recordShape = (withItems: boolean, hierarchical: boolean, properties: numb
   properties,
   key: `${withItems ? 2 : 1}|${hierarchical}|${properties}`,
 });
+
+/** The 8-byte hash at `at` as 8 latin1 characters, as `raw.toString("latin1", at, at + 8)` without a call into C++. */
+function readHash(raw: Buffer, at: number): string {
+  return String.fromCharCode(
+    raw[at]!,
+    raw[at + 1]!,
+    raw[at + 2]!,
+    raw[at + 3]!,
+    raw[at + 4]!,
+    raw[at + 5]!,
+    raw[at + 6]!,
+    raw[at + 7]!,
+  );
+}
 
 /** Whether every character of `text` is ASCII (its UTF-8 is then its characters). */
 function isAscii(text: string): boolean {
@@ -500,7 +514,7 @@ export async function* readSnapshot(
           companyId = payload.toString("utf8", o, o + companyLength);
           o += companyLength;
         }
-        const rowHash = payload.toString("latin1", o, o + HASH_BYTES);
+        const rowHash = readHash(payload, o); // past the block only if corrupt, which the check below reports
         o += HASH_BYTES;
         const bitmap = o;
         o += bitmapBytes;

@@ -550,6 +550,17 @@ export function countSetProperties(entry: SnapshotEntry, counts: number[]): void
   StoredEntry.countSet(entry, counts);
 }
 
+/**
+ * A copy of an entry's hashes or item lists. The arrays of an entry read from a file are frozen, and V8's
+ * `Array#slice` of a frozen array takes a slow path (about 2 µs for 12 hashes, against 0.2 µs for this loop): a run
+ * copies the arrays of every group it sends.
+ */
+export function copyList<T>(list: readonly T[]): T[] {
+  const copy: T[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) copy[i] = list[i]!;
+  return copy;
+}
+
 /** An entry as a plain object with its own arrays (for comparing and printing; entries read from files are lazy). */
 export function plainEntry(entry: SnapshotEntry): SnapshotEntry {
   const items = entry.items;

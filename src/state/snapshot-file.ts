@@ -183,6 +183,9 @@ function readHash(raw: Buffer, at: number): string {
   );
 }
 
+/** The item lists of an entry that has none (shared, never added to). */
+const NO_LISTS: [number, Buffer][] = [];
+
 /** Whether every character of `text` is ASCII (its UTF-8 is then its characters). */
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -277,12 +280,17 @@ export class SnapshotWriter {
     const bitmapBytes = (this.#properties + 7) >> 3;
     let set = 0;
     for (const hash of entry.hashes) if (hash !== null) set++;
-    const lists: [number, Buffer][] = [];
-    entry.items?.forEach((items, index) => {
-      if (items !== null && items !== undefined && index < this.#properties) {
+    // Most entries have no item lists: no array (nor closure) for them.
+    let lists: [number, Buffer][] = NO_LISTS;
+    const allItems = entry.items;
+    if (allItems) {
+      for (let index = 0; index < allItems.length && index < this.#properties; index++) {
+        const items = allItems[index];
+        if (items === null || items === undefined) continue;
+        if (lists === NO_LISTS) lists = [];
         lists.push([index, Buffer.from(items, "utf8")]);
       }
-    });
+    }
     let listBytes = 5;
     for (const [, text] of lists) listBytes += 10 + text.length;
     const size =

@@ -210,13 +210,21 @@ export class Merge {
       if (held) this.#carry(this.#passThrough && previous!.rowHash === hash ? previous! : { ...held, rowHash: hash });
       return;
     }
+    // translate() gave `held` arrays of its own, so the new entry takes them over instead of copying them; a refused
+    // group (below) carries a fresh translation of its previous entry instead.
     const entry: SnapshotEntry = held
-      ? { ...held, rowHash: hash, hashes: held.hashes.slice(), ...(held.items ? { items: held.items.slice() } : {}) }
+      ? {
+          companyId: held.companyId,
+          groupId: held.groupId,
+          rowHash: hash,
+          hashes: held.hashes,
+          ...(held.items ? { items: held.items } : {}),
+        }
       : { companyId: key.companyId, groupId: key.groupId, rowHash: hash, hashes: new Array(this.#width).fill(null) };
     const planned = this.#operations(key, cells, hashes, diff, entry);
     if (!planned.ok) {
       o.rejects.add(formatKey(key), planned.reason);
-      if (held) this.#carry(held);
+      if (previous) this.#carry(this.translate(previous));
       return;
     }
     const { operations, touched } = planned;

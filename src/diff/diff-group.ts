@@ -48,6 +48,13 @@ export interface GroupDiff {
 /** The shared empty list of a diff (never added to: a list that gets an index is a new array). */
 const NONE: number[] = [];
 
+/** `list` with `index` appended: a new array in place of NONE. */
+function added(list: number[], index: number): number[] {
+  if (list === NONE) return [index];
+  list.push(index);
+  return list;
+}
+
 /** The diff of a group with nothing to do (the same object every time). */
 export const NO_CHANGE: GroupDiff = { set: [], setOnce: [], unset: [], union: [], forget: [] };
 
@@ -80,14 +87,14 @@ export function diffGroup(
     const rule = options.rules?.[i] ?? DEFAULT_RULE;
     if (rule.op === "set_once") {
       // Never overwritten, never unset: sent only while groupsync has not set it yet.
-      if (now !== null && (before === null || setAll)) (setOnce === NONE ? (setOnce = []) : setOnce).push(i);
+      if (now !== null && (before === null || setAll)) setOnce = added(setOnce, i);
     } else if (now === null) {
       if (rule.nulls === "keep" || before === null) continue;
-      if (rule.op === "union") (union === NONE ? (union = []) : union).push(i);
-      else (unset === NONE ? (unset = []) : unset).push(i);
+      if (rule.op === "union") union = added(union, i);
+      else unset = added(unset, i);
     } else if (setAll || now !== before) {
-      if (rule.op === "union") (union === NONE ? (union = []) : union).push(i);
-      else (set === NONE ? (set = []) : set).push(i);
+      if (rule.op === "union") union = added(union, i);
+      else set = added(set, i);
     }
   }
   if (held) {
@@ -95,9 +102,9 @@ export function diffGroup(
       if (held[i] === null || held[i] === undefined) continue;
       const rule = options.rules?.[i] ?? DEFAULT_RULE;
       if (rule.op === "set_once" || rule.nulls === "keep" || (rule.op === "union" && rule.keepRemoved))
-        (forget === NONE ? (forget = []) : forget).push(i);
-      else if (rule.op === "union") (union === NONE ? (union = []) : union).push(i);
-      else (unset === NONE ? (unset = []) : unset).push(i);
+        forget = added(forget, i);
+      else if (rule.op === "union") union = added(union, i);
+      else unset = added(unset, i);
     }
   }
   return set.length + setOnce.length + unset.length + union.length + forget.length > 0

@@ -1,6 +1,6 @@
 /**
  * MD5 (RFC 1321) of a string's UTF-8 bytes, computed in JavaScript for short strings. The hashes of the snapshot
- * are MD5 of each cell's text, one call per property per row: the native `crypto.hash` spends most of its ~0.7 µs
+ * are MD5 of each cell's text, one call per property per row: the native `crypto.hash` spends most of its ~0.5 µs
  * per call crossing into C++ (algorithm lookup, string conversion, digest string), while a short cell is a single
  * 64-byte block that JIT-compiled code hashes in a fraction of that. The result is the very same MD5 (tested
  * against node:crypto on many inputs), so snapshots, the journal and the warehouse's SQL `md5()` agree as before.

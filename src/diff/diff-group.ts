@@ -45,6 +45,16 @@ export interface GroupDiff {
   readonly forget: readonly number[];
 }
 
+/** The shared empty list of a diff (never added to: a list that gets an index is a new array). */
+const NONE: number[] = [];
+
+/** `list` with `index` appended: a new array in place of NONE. */
+function added(list: number[], index: number): number[] {
+  if (list === NONE) return [index];
+  list.push(index);
+  return list;
+}
+
 /** The diff of a group with nothing to do (the same object every time). */
 export const NO_CHANGE: GroupDiff = { set: [], setOnce: [], unset: [], union: [], forget: [] };
 
@@ -65,34 +75,36 @@ export function diffGroup(
   options: DiffOptions = {},
 ): GroupDiff {
   const setAll = options.setAll === true;
-  const set: number[] = [];
-  const setOnce: number[] = [];
-  const unset: number[] = [];
-  const union: number[] = [];
-  const forget: number[] = [];
+  // Most groups have nothing in most of these lists: they share one empty array until something is added.
+  let set = NONE;
+  let setOnce = NONE;
+  let unset = NONE;
+  let union = NONE;
+  let forget = NONE;
   for (let i = 0; i < current.length; i++) {
     const now = current[i] ?? null;
     const before = held?.[i] ?? null;
     const rule = options.rules?.[i] ?? DEFAULT_RULE;
     if (rule.op === "set_once") {
       // Never overwritten, never unset: sent only while groupsync has not set it yet.
-      if (now !== null && (before === null || setAll)) setOnce.push(i);
+      if (now !== null && (before === null || setAll)) setOnce = added(setOnce, i);
     } else if (now === null) {
       if (rule.nulls === "keep" || before === null) continue;
-      if (rule.op === "union") union.push(i);
-      else unset.push(i);
+      if (rule.op === "union") union = added(union, i);
+      else unset = added(unset, i);
     } else if (setAll || now !== before) {
-      if (rule.op === "union") union.push(i);
-      else set.push(i);
+      if (rule.op === "union") union = added(union, i);
+      else set = added(set, i);
     }
   }
   if (held) {
     for (let i = current.length; i < held.length; i++) {
       if (held[i] === null || held[i] === undefined) continue;
       const rule = options.rules?.[i] ?? DEFAULT_RULE;
-      if (rule.op === "set_once" || rule.nulls === "keep" || (rule.op === "union" && rule.keepRemoved)) forget.push(i);
-      else if (rule.op === "union") union.push(i);
-      else unset.push(i);
+      if (rule.op === "set_once" || rule.nulls === "keep" || (rule.op === "union" && rule.keepRemoved))
+        forget = added(forget, i);
+      else if (rule.op === "union") union = added(union, i);
+      else unset = added(unset, i);
     }
   }
   return set.length + setOnce.length + unset.length + union.length + forget.length > 0

@@ -5,6 +5,7 @@
  */
 import crypto from "node:crypto";
 import { HASH_BYTES } from "../state/snapshot-file.js";
+import { md5Prefix8 } from "./md5.js";
 
 /**
  * MD5 of a string's UTF-8 bytes as a latin1 string. The one-shot `crypto.hash` (Node ≥ 20.12) is about 4× faster
@@ -15,9 +16,12 @@ const md5: (text: string) => string =
     ? (text) => crypto.hash("md5", text, "binary")
     : (text) => crypto.createHash("md5").update(text, "utf8").digest("binary");
 
-/** Hash of one non-null property value: md5(text) truncated, as an 8-character latin1 string. */
+/**
+ * Hash of one non-null property value: md5(text) truncated, as an 8-character latin1 string. Most cells are short,
+ * and for them MD5 in JavaScript (md5.ts) beats a call into node:crypto by about 2× (one call per property per row).
+ */
 export function propertyHash(text: string): string {
-  return md5(text).slice(0, HASH_BYTES);
+  return md5Prefix8(text);
 }
 
 /**

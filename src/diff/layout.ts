@@ -4,7 +4,7 @@
  * previous snapshot, whose layout may differ, into this one.
  */
 import type { PropertyState } from "../state/checkpoint.js";
-import { UNKNOWN_HASH } from "../state/snapshot-file.js";
+import { copyList, UNKNOWN_HASH } from "../state/snapshot-file.js";
 
 export interface PropertyDefinition {
   readonly name: string;
@@ -57,7 +57,7 @@ export function planLayout(mapping: readonly PropertyDefinition[], previous: rea
     current: mapping.length,
     identity,
     translate(hashes) {
-      if (identity) return hashes.slice();
+      if (identity) return copyList(hashes);
       const out: (string | null)[] = new Array(source.length);
       for (let i = 0; i < source.length; i++) {
         const from = source[i]!;
@@ -68,7 +68,7 @@ export function planLayout(mapping: readonly PropertyDefinition[], previous: rea
     },
     translateItems(items) {
       if (!items) return undefined;
-      if (identity) return items.slice();
+      if (identity) return copyList(items);
       const out: (string | null)[] = source.map((from) => (from < 0 ? null : (items[from] ?? null)));
       return out.some((list) => list !== null) ? out : undefined;
     },

@@ -233,13 +233,21 @@ export class Merge {
       if (held) this.#carry(this.#passThrough && previous!.rowHash === hash ? previous! : { ...held, rowHash: hash });
       return;
     }
+    // translate() gave `held` arrays of its own, so the new entry takes them over instead of copying them; a refused
+    // group (below) carries a fresh translation of its previous entry instead.
     const entry: SnapshotEntry = held
-      ? { ...held, rowHash: hash, hashes: held.hashes.slice(), ...(held.items ? { items: held.items.slice() } : {}) }
+      ? {
+          companyId: held.companyId,
+          groupId: held.groupId,
+          rowHash: hash,
+          hashes: held.hashes,
+          ...(held.items ? { items: held.items } : {}),
+        }
       : { companyId: key.companyId, groupId: key.groupId, rowHash: hash, hashes: new Array(this.#width).fill(null) };
     const planned = this.#operations(key, cells, hashes, diff, entry);
     if (!planned.ok) {
       o.rejects.add(formatKey(key), planned.reason);
-      if (held) this.#carry(held);
+      if (previous) this.#carry(this.translate(previous));
       return;
     }
     const { operations, touched } = planned;
@@ -267,12 +275,12 @@ export class Merge {
     const summary = o.summary;
     const ref = o.ref(key);
     const operations: Operation[] = [];
-    const touched: number[] = [...diff.set, ...diff.setOnce, ...diff.unset];
+    const touched: number[] =
+      diff.setOnce.length + diff.unset.length === 0 ? diff.set.slice() : [...diff.set, ...diff.setOnce, ...diff.unset];
     for (const index of diff.forget) entry.hashes[index] = null;
-    for (const [kind, indexes] of [
-      ["set", diff.set],
-      ["set_once", diff.setOnce],
-    ] as const) {
+    for (let pass = 0; pass < 2; pass++) {
+      const kind = pass === 0 ? "set" : "set_once";
+      const indexes = pass === 0 ? diff.set : diff.setOnce;
       if (indexes.length === 0) continue;
       const properties: Record<string, JsonValue> = {};
       for (const index of indexes) {
@@ -297,10 +305,12 @@ export class Merge {
         },
       });
     }
-    const lists = this.#listChanges(cells, diff.union, entry);
-    if (!lists.ok) return lists;
-    operations.push(...this.#listOperations(ref, lists.changes, hashes, entry));
-    touched.push(...lists.changes.filter((change) => change.sends).map((change) => change.index));
+    if (diff.union.length > 0) {
+      const lists = this.#listChanges(cells, diff.union, entry);
+      if (!lists.ok) return lists;
+      operations.push(...this.#listOperations(ref, lists.changes, hashes, entry));
+      touched.push(...lists.changes.filter((change) => change.sends).map((change) => change.index));
+    }
     if (o.plan) {
       summary.properties_set += diff.set.length + diff.setOnce.length;
       summary.properties_unset += diff.unset.length;

@@ -56,6 +56,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
 export function coerceValue(text: string, column: SourceColumn, declared?: PropertyType): Coerced {
   const result = coerceCell(text, column, declared);
   if (!result.ok) return result;
+  // A parsed JSON value or list was checked as it was read: walking it a second time would change nothing.
+  if (result.value === verified && typeof result.value === "object") return result;
   const problem = jsonProblem(result.value);
   return problem === undefined ? result : fail(`cannot send ${show(text)} (${column.kind}): ${problem}`);
 }
@@ -113,8 +115,9 @@ function native(text: string, column: SourceColumn): Coerced {
 
 /** An integer: a number while it is exact (|x| ≤ 2^53−1), else the exact decimal string. */
 function integer(text: string, column: SourceColumn): Coerced {
-  if (NON_FINITE_TEXT.test(text)) return cannot(text, column, "number", NON_FINITE);
-  if (!INTEGER_TEXT.test(text)) return cannot(text, column, "number", "expected an integer");
+  if (!INTEGER_TEXT.test(text)) {
+    return cannot(text, column, "number", NON_FINITE_TEXT.test(text) ? NON_FINITE : "expected an integer");
+  }
   const value = Number(text);
   return ok(Number.isSafeInteger(value) ? value + 0 : text);
 }
@@ -141,8 +144,10 @@ function decimal(text: string, column: SourceColumn): Coerced {
 /** Any finite number, rounded to the nearest double. */
 function float(text: string, column: SourceColumn, as: string): Coerced {
   const trimmed = text.trim();
-  if (NON_FINITE_TEXT.test(trimmed)) return cannot(text, column, as, NON_FINITE);
-  if (!NUMBER_TEXT.test(trimmed)) return cannot(text, column, as, "expected a number such as 42 or -1.5");
+  if (!NUMBER_TEXT.test(trimmed)) {
+    const hint = NON_FINITE_TEXT.test(trimmed) ? NON_FINITE : "expected a number such as 42 or -1.5";
+    return cannot(text, column, as, hint);
+  }
   const value = Number(trimmed);
   return Number.isFinite(value) ? ok(value + 0) : cannot(text, column, as, NON_FINITE);
 }
@@ -169,10 +174,15 @@ function decodeArray(text: string, column: SourceColumn): Coerced {
   return checked(value, text, column, "list");
 }
 
+/** The last object `checked` found to be plain JSON (coerceValue need not walk it again). */
+let verified: unknown;
+
 /** Returns `value` if it is a JSON value with finite numbers only. */
 function checked(value: unknown, text: string, column: SourceColumn, as: string): Coerced {
   const problem = jsonProblem(value);
-  return problem === undefined ? ok(value as JsonValue) : cannot(text, column, as, problem);
+  if (problem !== undefined) return cannot(text, column, as, problem);
+  verified = value;
+  return ok(value as JsonValue);
 }
 
 function jsonProblem(value: unknown, depth = 0): string | undefined {
@@ -288,6 +298,20 @@ function toDateTime(text: string, column: SourceColumn, as: "datetime" | "date")
   ) {
     return cannot(text, column, as, `only timestamp, date and text columns convert to ${as}s`);
   }
+  if (column.kind !== "text") {
+    const fast = postgresDateTime(text, column.kind, as);
+    if (fast !== undefined) return ok(fast);
+  }
+  return generalDateTime(text, column, as, hint);
+}
+
+/** toDateTime without its fast path (exported for the test that proves the fast path gives the same). */
+export function generalDateTime(
+  text: string,
+  column: SourceColumn,
+  as: "datetime" | "date",
+  hint = as === "date" ? "expected a date such as 2024-01-15" : "expected ISO 8601 such as 2024-01-15T10:00:00Z",
+): Coerced {
   const trimmed = column.kind === "text" ? text.trim() : text;
   if (/^[+-]?infinity$/i.test(trimmed)) return cannot(text, column, as, "an infinite date has no ISO 8601 form");
   const match = DATETIME_TEXT.exec(trimmed);
@@ -315,6 +339,56 @@ function toDateTime(text: string, column: SourceColumn, as: "datetime" | "date")
   if (as === "date") return ok(date);
   const time = `${pad(instant.getUTCHours())}:${pad(instant.getUTCMinutes())}:${pad(instant.getUTCSeconds())}`;
   return ok(`${date}T${time}${fraction}Z`);
+}
+
+/** Days in each month of a common year. */
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The number of the `count` ASCII digits at `at`, or -1 if one of them is not a digit. */
+function digitsAt(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/**
+ * The fast path of toDateTime for what PostgreSQL itself prints in the UTC session groupsync opens (DateStyle ISO):
+ * `2024-01-15 10:00:00[.123456]+00` (timestamptz), the same without `+00` (timestamp) and `2024-01-15` (date), in
+ * years 0001–9999. It gives exactly what the general path gives (the digits are already UTC, and the fraction is
+ * kept as it is), and undefined for anything else, which the general path then reads or refuses with its reason.
+ */
+function postgresDateTime(text: string, kind: SourceColumn["kind"], as: "datetime" | "date"): string | undefined {
+  const length = text.length;
+  if (length < 10 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45) return undefined;
+  const year = digitsAt(text, 0, 4);
+  const month = digitsAt(text, 5, 2);
+  const day = digitsAt(text, 8, 2);
+  if (year < 1 || month < 1 || month > 12 || day < 1) return undefined;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (month === 2 && leap ? 29 : MONTH_DAYS[month - 1]!)) return undefined;
+  const date = text.slice(0, 10);
+  if (kind === "date") {
+    if (length !== 10) return undefined;
+    return as === "date" ? date : `${date}T00:00:00Z`;
+  }
+  // `YYYY-MM-DD HH:MM:SS`, an optional fraction, then `+00` for timestamptz and nothing for timestamp.
+  const end = kind === "timestamptz" ? length - 3 : length;
+  if (kind === "timestamptz" && !text.endsWith("+00")) return undefined;
+  if (kind !== "timestamptz" && kind !== "timestamp") return undefined;
+  if (end < 19 || text.charCodeAt(10) !== 32 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) {
+    return undefined;
+  }
+  const hour = digitsAt(text, 11, 2);
+  const minute = digitsAt(text, 14, 2);
+  const second = digitsAt(text, 17, 2);
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined;
+  if (end > 19 && (text.charCodeAt(19) !== 46 || end === 20 || digitsAt(text, 20, end - 20) < 0)) return undefined;
+  if (as === "date") return date;
+  return `${date}T${text.slice(11, 19)}${text.slice(19, end)}Z`;
 }
 
 /** `Z`, `+05`, `+05:30`, `-0330`, `+05:53:28` → seconds east of UTC. */

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { decodeArray } from "../../connectors/postgres/types.js";
 import { PROPERTY_TYPES, type PropertyType } from "../../src/config/schema.js";
-import { coerceValue } from "../../src/mapping/coerce.js";
+import { coerceValue, generalDateTime } from "../../src/mapping/coerce.js";
 import type { SourceColumn, ValueKind } from "../../src/source.js";
 
 const KINDS: readonly ValueKind[] = [
@@ -267,6 +267,59 @@ describe("declared datetime and date", () => {
     ["2024-01-15", "text", "date", "2024-01-15"],
     ["nope", "text", "date", /cannot read "nope" \(text\) as date/],
   ]);
+});
+
+test("the fast path for PostgreSQL's own timestamp and date output gives what the general path gives", () => {
+  const digits = (count: number) =>
+    fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: count, maxLength: count });
+  // Mostly well-formed PostgreSQL output (leap days, month ends, fractions of 0–7 digits), with every part sometimes
+  // out of range or malformed, so both the fast path and its fall-back to the general path are exercised.
+  const part = (valid: fc.Arbitrary<number>, width: number) =>
+    fc.oneof(
+      { weight: 4, arbitrary: valid.map((n) => String(n).padStart(width, "0")) },
+      { weight: 1, arbitrary: digits(width) },
+      { weight: 1, arbitrary: fc.constantFrom("", "x", "-1", "1", "+0", " 1") },
+    );
+  const stamp = fc
+    .tuple(
+      part(fc.constantFrom(1, 4, 99, 100, 400, 1900, 1999, 2000, 2023, 2024, 2100, 9999), 4),
+      part(fc.integer({ min: 1, max: 12 }), 2),
+      part(fc.integer({ min: 27, max: 31 }), 2),
+      fc.constantFrom(" ", "T", ""),
+      part(fc.integer({ min: 0, max: 23 }), 2),
+      part(fc.integer({ min: 0, max: 59 }), 2),
+      part(fc.integer({ min: 0, max: 60 }), 2),
+      fc.oneof(
+        fc.constant(""),
+        fc.integer({ min: 0, max: 7 }).map((n) => `.${"1234567".slice(0, n)}`),
+      ),
+      fc.constantFrom("", "+00", "+00", "-02", "Z", "+00:00", " BC", "+00 BC"),
+      fc.boolean(),
+    )
+    .map(([y, mo, d, sep, h, mi, s, fraction, zone, dateOnly]) =>
+      dateOnly
+        ? `${y}-${mo}-${d}${zone === " BC" ? zone : ""}`
+        : `${y}-${mo}-${d}${sep}${h}:${mi}:${s}${fraction}${zone}`,
+    );
+  fc.assert(
+    fc.property(
+      stamp,
+      fc.constantFrom<ValueKind>("timestamptz", "timestamp", "date"),
+      fc.constantFrom<"datetime" | "date">("datetime", "date"),
+      (text, kind, as) => {
+        assert.deepEqual(coerceValue(text, column(kind), as), generalDateTime(text, column(kind), as));
+      },
+    ),
+    { numRuns: 20000 },
+  );
+  // The fast path itself answers these (PostgreSQL's shapes), and they are right.
+  assert.deepEqual(coerceValue("2024-02-29 23:59:59.5+00", column("timestamptz"), "datetime"), {
+    ok: true,
+    value: "2024-02-29T23:59:59.5Z",
+  });
+  assert.deepEqual(coerceValue("0001-01-01", column("date"), "datetime"), { ok: true, value: "0001-01-01T00:00:00Z" });
+  assert.equal(coerceValue("2023-02-29", column("date"), "date").ok, false);
+  assert.equal(coerceValue("2100-02-29 00:00:00+00", column("timestamptz"), "datetime").ok, false);
 });
 
 describe("declared list and object", () => {

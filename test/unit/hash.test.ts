@@ -37,3 +37,26 @@ test("rowHash equals the length-prefixed MD5 the SQL push-down computes", () => 
     }),
   );
 });
+
+test("the JavaScript MD5 of propertyHash equals node:crypto's across block boundaries, surrogates and the native cut-over", () => {
+  // Any UTF-16 code unit, lone surrogates included.
+  const utf16 = fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code));
+  const native = (text: string) => createHash("md5").update(text, "utf8").digest("binary").slice(0, 8);
+  // Every length around the 55/56/64-byte padding edges and past the cut-over to node:crypto, in 1-, 2-, 3- and
+  // 4-byte UTF-8 characters, and lone surrogates (encoded as U+FFFD by Buffer, node:crypto and md5.ts alike).
+  for (const unit of ["a", "é", "€", "😀", "\ud800", "\udc00", "x\ud83d"]) {
+    for (let length = 0; length <= 140; length++) {
+      const text = unit.repeat(length);
+      assert.equal(propertyHash(text), native(text), `${JSON.stringify(unit)} × ${length}`);
+    }
+  }
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.string({ unit: "binary" }), fc.string({ unit: utf16 }), fc.string({ unit: "binary-ascii" })),
+      (text) => {
+        assert.equal(propertyHash(text), native(text));
+      },
+    ),
+    { numRuns: 5000 },
+  );
+});

@@ -27,7 +27,7 @@ test("snapshot round-trips many entries across blocks, with unicode keys and bin
   for (let i = 0; i < 20_000; i++) {
     entries.push({
       companyId: `c${i % 7}é`,
-      groupId: `g-${i}-😀`,
+      groupId: i % 2 === 0 ? `g-${i}` : `g-${i}-😀`, // ASCII and not: the writer has a path for each
       rowHash: String.fromCharCode(i % 256, 0, 255, 1, 2, 3, 4, 5),
       hashes: [h(`a${i}`), i % 3 === 0 ? null : "\u00ff\u0000abcdef", null],
     });

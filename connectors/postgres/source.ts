@@ -158,10 +158,12 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
   const hashes: HashReader = {
     hashInRows: true,
     keys(spec, options) {
-      return copyRows(spec, options, () => hashSql(spec, columnTypes.get(relationKey(spec))));
+      const relation = relationKey(spec);
+      return copyRows(spec, options, () => hashSql(spec, columnTypes.get(relation), textColumns.get(relation)));
     },
     keysText(spec, options) {
-      const statement = hashSql(spec, columnTypes.get(relationKey(spec)));
+      const relation = relationKey(spec);
+      const statement = hashSql(spec, columnTypes.get(relation), textColumns.get(relation));
       return statement.values && statement.values.length > 0 ? undefined : copyText(spec, options, statement);
     },
     lookup(spec, keys, options) {

@@ -143,14 +143,22 @@ export function readSql(spec: ReadSpec, types?: ColumnTypes): Statement {
 const outputText = (column: string) => `format('%s', ${quoteIdent(column)})`;
 
 /** The hash read: the key texts and the row hash (`rowHashSql`), in `readSql` order. */
-export function hashSql(spec: HashSpec, types?: ColumnTypes): Statement {
+export function hashSql(
+  spec: HashSpec,
+  types?: ColumnTypes,
+  /** Key columns of type text or varchar (see `lookupSql`). */
+  textColumns: ReadonlySet<string> = new Set(),
+): Statement {
   checkColumns(spec);
   const relation = relationSql(spec);
   const values: string[] = [];
   const conditions = filters(spec, values);
-  // `format('%s', NULL)` is '': a NULL key must stay NULL (COPY's `\N`), so that it is rejected as one.
-  const keys = spec.orderBy.map(
-    (column) => `CASE WHEN ${quoteIdent(column)} IS NULL THEN NULL ELSE ${outputText(column)} END`,
+  // A text or varchar key is its own text (and the cheapest to send). Other types go through their output function;
+  // `format('%s', NULL)` is '', but a NULL key must stay NULL (COPY's `\N`), so that it is rejected as one.
+  const keys = spec.orderBy.map((column) =>
+    textColumns.has(column)
+      ? quoteIdent(column)
+      : `CASE WHEN ${quoteIdent(column)} IS NULL THEN NULL ELSE ${outputText(column)} END`,
   );
   const prefix = `SELECT ${[...keys, rowHashSql(spec.hashColumns, types)].join(", ")} FROM `;
   const order = spec.orderBy.map((column) => `${keyText(column)} NULLS LAST`).join(", ");

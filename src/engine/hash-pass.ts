@@ -2,8 +2,8 @@
  * The first pass of a hashed read (hashed-read.ts): the source's (key, row hash) stream against the previous
  * snapshot's keys and row hashes, both in key order, like a merge join. It works on bytes: a key is compared as its
  * UTF-8 bytes (byte order is code-point order) and a hash as two 32-bit halves, so an unchanged row, the common case,
- * costs no string and no object. Strings are made only for what goes to the key log: the first key of a run of
- * unchanged keys, and each changed, new, duplicated or rejected key.
+ * costs no string and no object. Strings are made only for what goes to the queue (key-queue.ts): the first key of
+ * a run of unchanged keys, and each changed, new, duplicated or rejected key.
  *
  * Rows arrive as PostgreSQL COPY text when the reader offers it (`HashReader.keysText`), else as cells (`keys()`).
  * A COPY line with a backslash (an escape, or `\N` for NULL) takes the slow way: its cells are decoded and mapped.
@@ -76,6 +76,31 @@ function splitHash(latin1: string): void {
       (latin1.charCodeAt(6) << 8) |
       latin1.charCodeAt(7)) >>>
     0;
+}
+
+/**
+ * Compares `a[aStart, aEnd)` with `b[bStart, bEnd)` as unsigned bytes: negative, zero or positive. A loop in
+ * JavaScript: keys are short, and `Buffer#compare` with offsets costs more in argument checks than in comparing.
+ */
+function compareBytes(a: Buffer, aStart: number, aEnd: number, b: Buffer, bStart: number, bEnd: number): number {
+  const aLength = aEnd - aStart;
+  const bLength = bEnd - bStart;
+  const length = aLength < bLength ? aLength : bLength;
+  for (let i = 0; i < length; i++) {
+    const x = a[aStart + i]!;
+    const y = b[bStart + i]!;
+    if (x !== y) return x - y;
+  }
+  return aLength - bLength;
+}
+
+/** Copies `from[start, end)` to `to` at `at` (a loop for short keys, for the same reason). */
+function copyBytes(from: Buffer, start: number, end: number, to: Buffer, at: number): void {
+  if (end - start > 64) {
+    from.copy(to, at, start, end);
+    return;
+  }
+  for (let i = start; i < end; i++) to[at++] = from[i]!;
 }
 
 function badCopy(detail: string): SourceError {
@@ -180,10 +205,10 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
   const compareRecord = (b: KeyBlock): number => {
     const payload = b.payload;
     if (hierarchical) {
-      const order = payload.compare(pending, 0, companyLength, b.companyStart[at], b.companyEnd[at]);
+      const order = compareBytes(payload, b.companyStart[at]!, b.companyEnd[at]!, pending, 0, companyLength);
       if (order !== 0) return order;
     }
-    return payload.compare(pending, companyLength, companyLength + groupLength, b.idStart[at], b.idEnd[at]);
+    return compareBytes(payload, b.idStart[at]!, b.idEnd[at]!, pending, companyLength, companyLength + groupLength);
   };
 
   /**
@@ -251,9 +276,9 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     const high = hashHigh;
     const low = hashLow;
     if (have) {
-      let order = hierarchical ? company.compare(pending, 0, companyLength, companyStart, companyEnd) : 0;
+      let order = hierarchical ? compareBytes(company, companyStart, companyEnd, pending, 0, companyLength) : 0;
       if (order === 0) {
-        order = group.compare(pending, companyLength, companyLength + groupLength, groupStart, groupEnd);
+        order = compareBytes(group, groupStart, groupEnd, pending, companyLength, companyLength + groupLength);
       }
       if (order === 0) {
         copies++;
@@ -291,8 +316,8 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     companyLength = companyEnd - companyStart;
     groupLength = groupEnd - groupStart;
     if (companyLength + groupLength > pending.length) pending = Buffer.allocUnsafe(2 * (companyLength + groupLength));
-    company.copy(pending, 0, companyStart, companyEnd);
-    group.copy(pending, companyLength, groupStart, groupEnd);
+    copyBytes(company, companyStart, companyEnd, pending, 0);
+    copyBytes(group, groupStart, groupEnd, pending, companyLength);
     pendingHigh = high;
     pendingLow = low;
     copies = 1;

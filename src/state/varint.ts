@@ -1,4 +1,4 @@
-/** Unsigned LEB128 integers, as the snapshot files and the key log store lengths and counts. */
+/** Unsigned LEB128 integers, as the snapshot files store lengths and counts. */
 
 /** Writes `value` at `offset`; returns the offset after it. */
 export function writeVarint(buffer: Buffer, offset: number, value: number): number {

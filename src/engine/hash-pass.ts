@@ -85,7 +85,7 @@ function splitHash(latin1: string): void {
 function compareBytes(a: Buffer, aStart: number, aEnd: number, b: Buffer, bStart: number, bEnd: number): number {
   const aLength = aEnd - aStart;
   const bLength = bEnd - bStart;
-  const length = aLength < bLength ? aLength : bLength;
+  const length = Math.min(aLength, bLength);
   for (let i = 0; i < length; i++) {
     const x = a[aStart + i]!;
     const y = b[bStart + i]!;

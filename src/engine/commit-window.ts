@@ -3,7 +3,7 @@
  * a slot is written once every operation for it has an outcome. Only slots behind the oldest unresolved one wait
  * in memory, and the engine stops reading when too many wait (backpressure), so memory stays bounded.
  */
-import type { SnapshotEntry } from "../state/snapshot-file.js";
+import type { RecordBlock, SnapshotEntry } from "../state/snapshot-file.js";
 
 export interface Slot {
   readonly entry: SnapshotEntry;
@@ -13,19 +13,28 @@ export interface Slot {
   keep: boolean;
   /** Some operation was not sent (or its answer never came) because the run stopped. */
   unsent?: boolean;
+  /**
+   * Unchanged groups carried as they are: these records of a block of the previous snapshot, written as bytes;
+   * `entry` is the last of them.
+   */
+  readonly records?: { readonly block: RecordBlock; readonly from: number; readonly to: number };
 }
 
 export class CommitWindow {
   readonly #slots: Slot[] = [];
   #head = 0;
+  /** Groups waiting (a slot of carried records counts each of them). */
+  #groups = 0;
   #wake: (() => void) | undefined;
 
+  /** Groups waiting in memory. */
   get size(): number {
-    return this.#slots.length - this.#head;
+    return this.#groups;
   }
 
   push(slot: Slot): void {
     this.#slots.push(slot);
+    this.#groups += slot.records ? slot.records.to - slot.records.from : 1;
   }
 
   /** Called when a slot's pending count reached zero. */
@@ -41,6 +50,7 @@ export class CommitWindow {
       const slot = this.#slots[this.#head]!;
       if (slot.pending > 0) break;
       this.#head++;
+      this.#groups -= slot.records ? slot.records.to - slot.records.from : 1;
       if (slot.keep) {
         const wait = write(slot.entry, slot);
         if (wait) await wait;

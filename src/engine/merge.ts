@@ -178,15 +178,26 @@ export class Merge {
 
   /** Carries the `count` snapshot entries after `key`, which a hashed read matched to unchanged rows in order. */
   async #carryRun(key: GroupKey, count: number): Promise<void> {
-    const summary = this.#o.summary;
+    this.#o.summary.unchanged += count;
+    if (this.#passThrough) {
+      // As bytes, a block's range at a time: no entry is made but the last of each range (for its key).
+      let carried = 0;
+      await this.#previous.take(count, (block, from, to, last) => {
+        this.#window.push({ entry: last, pending: 0, keep: true, records: { block, from, to } });
+        carried += to - from;
+        if (carried < 4096) return undefined;
+        carried = 0;
+        return this.keepUp();
+      });
+      return;
+    }
     for (let i = 0; i < count; i++) {
       const now = this.#previous.peekNow();
       const next = now === undefined ? await this.#previous.peek() : now;
       // The hash pass matched these entries one by one; only running out of them would be a bug.
       if (!next) throw new Error(`the snapshot ended inside a run of unchanged keys after ${formatKey(key)}`);
       this.#previous.skip();
-      this.#carry(this.#passThrough ? next : this.translate(next));
-      summary.unchanged++;
+      this.#carry(this.translate(next));
       if ((i & 1023) === 1023) await this.keepUp();
     }
   }

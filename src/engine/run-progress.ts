@@ -9,7 +9,13 @@ import { basename } from "node:path";
 import type { PropertyState } from "../state/checkpoint.js";
 import type { GroupKey } from "../state/key-order.js";
 import { type BackfillScope, writeProgress } from "../state/progress-file.js";
-import { countSetProperties, type SnapshotEntry, type SnapshotWriter } from "../state/snapshot-file.js";
+import {
+  countSetInRecords,
+  countSetProperties,
+  type RecordBlock,
+  type SnapshotEntry,
+  type SnapshotWriter,
+} from "../state/snapshot-file.js";
 import type { Slot } from "./commit-window.js";
 
 /** A key as a plain object (an entry read from a file decodes its key lazily, and JSON sees no getters). */
@@ -29,6 +35,12 @@ export class CountingWriter {
     countSetProperties(entry, this.counts);
     return this.writer.add(entry);
   };
+
+  /** Records `[from, to)` of a block read from a file (see `SnapshotWriter.addRecords`). */
+  addRecords(block: RecordBlock, from: number, to: number): Promise<void> | undefined {
+    countSetInRecords(block, from, to, this.counts);
+    return this.writer.addRecords(block, from, to);
+  }
 }
 
 export interface RunProgressOptions {
@@ -63,7 +75,8 @@ export class RunProgress {
    * carried), not for those it copied over after a failure.
    */
   readonly write = (entry: SnapshotEntry, slot?: Slot): Promise<void> | undefined => {
-    const wait = this.#o.main.add(entry);
+    const records = slot?.records;
+    const wait = records ? this.#o.main.addRecords(records.block, records.from, records.to) : this.#o.main.add(entry);
     this.#written = entry;
     this.#note(slot);
     return wait;

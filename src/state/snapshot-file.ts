@@ -18,6 +18,7 @@
  * always a StateError, never a silent full re-send.
  */
 import { createHash } from "node:crypto";
+import { readSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { StateError } from "../errors.js";
@@ -302,6 +303,29 @@ export class SnapshotWriter {
     return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
   }
 
+  /**
+   * Adds records `[from, to)` of a block read from a file, as their bytes, when the block's record shape is this
+   * file's (else entry by entry). Returns a promise only when a block had to be written.
+   */
+  addRecords(block: RecordBlock, from: number, to: number): Promise<void> | undefined {
+    if (block.shape.key !== this.#shape.key) return this.#addEach(block, from, to);
+    const begin = block.start[from]!;
+    const end = block.start[to]!;
+    if (this.#used + (end - begin) > this.#block.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + (end - begin)));
+      this.#block.copy(bigger, 0, 0, this.#used);
+      this.#block = bigger;
+    }
+    this.#used += block.payload.copy(this.#block, this.#used, begin, end);
+    this.#blockRecords += to - from;
+    this.#total += to - from;
+    return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
+  }
+
+  async #addEach(block: RecordBlock, from: number, to: number): Promise<void> {
+    for (let r = from; r < to; r++) await this.add(entryAt(block, r));
+  }
+
   async #encode(entry: SnapshotEntry): Promise<void> {
     // An ASCII Group ID (the usual case) is written character by character below: no Buffer per entry.
     const ascii = isAscii(entry.groupId);
@@ -411,11 +435,22 @@ function corrupt(path: string, detail: string): StateError {
   });
 }
 
-async function readExactly(file: FileHandle, length: number, path: string, what: string): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(length);
+/**
+ * Reads `length` bytes at the file's position. Synchronously: a local state file answers from the page cache in
+ * microseconds, and a thread-pool round trip per 64 KiB block cost a run more than a second of its 1M-group
+ * snapshot reads.
+ */
+async function readExactly(
+  file: FileHandle,
+  length: number,
+  path: string,
+  what: string,
+  into?: Buffer,
+): Promise<Buffer> {
+  const buffer = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let read = 0;
   while (read < length) {
-    const { bytesRead } = await file.read(buffer, read, length - read, null);
+    const bytesRead = readSync(file.fd, buffer, read, length - read, null);
     if (bytesRead === 0) throw corrupt(path, `file ends in the middle of ${what} (truncated?)`);
     read += bytesRead;
   }
@@ -500,7 +535,11 @@ interface Block {
  */
 async function* snapshotBlocks(
   path: string,
-  options: { readonly tolerateTruncation?: boolean },
+  options: {
+    readonly tolerateTruncation?: boolean;
+    /** Reads every payload into one buffer: for a consumer that is done with a block before it asks for the next. */
+    readonly reuse?: boolean;
+  },
   onHeader: (header: SnapshotHeader) => void,
 ): AsyncGenerator<Block, SnapshotHeader | undefined> {
   const file = await open(path, "r");
@@ -508,6 +547,7 @@ async function* snapshotBlocks(
     const header = await readHeader(file, path);
     onHeader(header);
     let total = 0;
+    let shared: Buffer | undefined;
     for (;;) {
       let head: Buffer;
       let rest: Buffer;
@@ -516,7 +556,8 @@ async function* snapshotBlocks(
         head = await readExactly(file, 4, path, "a block header");
         if (head.readUInt32LE(0) !== FOOTER_MARK) {
           rest = await readExactly(file, 4 + 16, path, "a block header");
-          payload = await readExactly(file, head.readUInt32LE(0), path, "a block");
+          payload = await readExactly(file, head.readUInt32LE(0), path, "a block", shared);
+          if (options.reuse && payload.buffer !== shared?.buffer) shared = payload;
         } else {
           rest = payload = Buffer.alloc(0);
         }
@@ -630,8 +671,6 @@ export async function* readSnapshot(
   path: string,
   options: {
     readonly tolerateTruncation?: boolean;
-    /** Only keys and row hashes: `hashes` is empty and `items` absent. */
-    readonly keysOnly?: boolean;
   } = {},
 ): AsyncGenerator<SnapshotEntry[], SnapshotHeader | undefined> {
   let header: SnapshotHeader | undefined;
@@ -640,8 +679,6 @@ export async function* readSnapshot(
     header = read;
     shape = recordShape(read.format !== 1, read.hierarchical, read.properties.length);
   });
-  const keysOnly = options.keysOnly === true;
-  const none = Object.freeze([]) as unknown as (string | null)[];
   try {
     for (;;) {
       const next = await blocks.next();
@@ -649,15 +686,8 @@ export async function* readSnapshot(
       const block = next.value;
       const { payload } = block;
       const entries: SnapshotEntry[] = new Array(block.records);
-      walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, companyEnd, bitmap, end) => {
-        entries[r] = keysOnly
-          ? {
-              companyId: payload.toString("utf8", companyStart, companyEnd),
-              groupId: payload.toString("utf8", idStart, idEnd),
-              rowHash: readHash(payload, bitmap - HASH_BYTES),
-              hashes: none,
-            }
-          : new StoredEntry(payload, start, end, idStart, idEnd, companyStart, bitmap, shape!);
+      walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, _companyEnd, bitmap, end) => {
+        entries[r] = new StoredEntry(payload, start, end, idStart, idEnd, companyStart, bitmap, shape!);
       });
       yield entries;
     }
@@ -667,13 +697,82 @@ export async function* readSnapshot(
   }
 }
 
+/** A verified block with where each record and its parts are: entries are made only when asked for. */
+export interface RecordBlock {
+  readonly payload: Buffer;
+  readonly count: number;
+  /** Record `i` is `payload[start[i], start[i + 1])`. */
+  readonly start: Int32Array;
+  readonly id: Int32Array;
+  readonly idEnd: Int32Array;
+  readonly company: Int32Array;
+  readonly bitmap: Int32Array;
+  readonly shape: Shape;
+}
+
+/** Streams a snapshot's verified blocks with their records' offsets. */
+export async function* readRecordBlocks(path: string): AsyncGenerator<RecordBlock> {
+  let header: SnapshotHeader | undefined;
+  let shape: Shape | undefined;
+  for await (const block of snapshotBlocks(path, {}, (read) => {
+    header = read;
+    shape = recordShape(read.format !== 1, read.hierarchical, read.properties.length);
+  })) {
+    const count = block.records;
+    const records: RecordBlock = {
+      payload: block.payload,
+      count,
+      start: new Int32Array(count + 1),
+      id: new Int32Array(count),
+      idEnd: new Int32Array(count),
+      company: new Int32Array(count),
+      bitmap: new Int32Array(count),
+      shape: shape!,
+    };
+    walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, _companyEnd, bitmap, end) => {
+      records.start[r] = start;
+      records.start[r + 1] = end;
+      records.id[r] = idStart;
+      records.idEnd[r] = idEnd;
+      records.company[r] = companyStart;
+      records.bitmap[r] = bitmap;
+    });
+    yield records;
+  }
+}
+
+/** Record `i` of a block as an entry (lazy: see StoredEntry). */
+export function entryAt(block: RecordBlock, i: number): SnapshotEntry {
+  return new StoredEntry(
+    block.payload,
+    block.start[i]!,
+    block.start[i + 1]!,
+    block.id[i]!,
+    block.idEnd[i]!,
+    block.company[i]!,
+    block.bitmap[i]!,
+    block.shape,
+  );
+}
+
+/** Adds 1 to `counts[p]` for each property `p` set on records `[from, to)` of a block, from their bitmaps. */
+export function countSetInRecords(block: RecordBlock, from: number, to: number, counts: number[]): void {
+  const payload = block.payload;
+  const properties = counts.length;
+  for (let r = from; r < to; r++) {
+    const bitmap = block.bitmap[r]!;
+    for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
+  }
+}
+
 /**
  * A snapshot's keys and row hashes as byte offsets, a block at a time: the hash pass compares them with the
- * source's bytes without making strings. Verified like `readSnapshot`.
+ * source's bytes without making strings. Verified like `readSnapshot`. Each block is read into the same buffer: the
+ * caller must be done with a block before it asks for the next.
  */
 export async function* readSnapshotKeys(path: string): AsyncGenerator<KeyBlock> {
   let header: SnapshotHeader | undefined;
-  for await (const block of snapshotBlocks(path, {}, (read) => {
+  for await (const block of snapshotBlocks(path, { reuse: true }, (read) => {
     header = read;
   })) {
     const count = block.records;

@@ -4,7 +4,7 @@
  * `POST {host}/groups?ip=0&strict=1&verbose=2`, `Content-Type: application/json`, a raw JSON array, one operation
  * per update object; in Hierarchical Groups projects every object carries the bare `$company_id`.
  */
-import { Pool } from "undici";
+import type { Pool } from "undici";
 import type { Destination, EncodedOperation, SendOptions, SendOutcome } from "../../src/destination.js";
 import type { GroupOperation } from "../../src/model.js";
 import { redact } from "../../src/secret.js";
@@ -24,8 +24,14 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
   const base = new URL(config.api_host ?? MIXPANEL_HOSTS[config.region]);
   const origin = base.origin;
   const path = `${base.pathname.replace(/\/+$/, "")}/groups?ip=0&strict=1&verbose=2`;
-  // One pool of keep-alive connections to the one origin, as many as requests in flight.
-  const pool = new Pool(origin, { connections: config.concurrency, connectTimeout: config.timeout });
+  // One pool of keep-alive connections to the one origin, as many as requests in flight; made (and undici loaded)
+  // at the first request, so a run with nothing to send does not pay for it.
+  let pool: Pool | undefined;
+  const connect = async (): Promise<Pool> => {
+    const { Pool } = await import("undici");
+    pool ??= new Pool(origin, { connections: config.concurrency, connectTimeout: config.timeout });
+    return pool;
+  };
   let closed: Promise<void> | undefined;
   // The start of every update object: the token is the same for all of them.
   const head = `{"$token":${JSON.stringify(config.project_token.reveal())},"$group_key":`;
@@ -80,7 +86,7 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
       // The texts are already JSON: join them rather than parse and stringify again.
       const body = `[${batch.map((encoded) => encoded.json).join(",")}]`;
       try {
-        const response = await pool.request({
+        const response = await (pool ?? (await connect())).request({
           path,
           method: "POST",
           headers: { "content-type": "application/json", accept: "application/json" },
@@ -104,7 +110,7 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
     },
 
     close(): Promise<void> {
-      closed ??= pool.close();
+      closed ??= pool ? pool.close() : Promise.resolve();
       return closed;
     },
   };

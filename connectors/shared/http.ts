@@ -1,12 +1,14 @@
 /** Small helpers the HTTP destinations share: reading answers and naming network failures. */
-import { errors } from "undici";
+
+/** undici's error codes (https://undici.nodejs.org/#/docs/api/Errors): recognised without loading undici. */
+const code = (error: unknown): unknown => (error instanceof Error ? (error as { code?: unknown }).code : undefined);
 
 /** Network errors, resets and timeouts are all worth a retry; the reason says which it was. */
 export function networkReason(error: unknown, origin: string, timeout: number): string {
-  if (error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError) {
+  if (code(error) === "UND_ERR_HEADERS_TIMEOUT" || code(error) === "UND_ERR_BODY_TIMEOUT") {
     return `no complete answer from ${origin} within ${timeout} ms`;
   }
-  if (error instanceof errors.ConnectTimeoutError) return `could not connect to ${origin} within ${timeout} ms`;
+  if (code(error) === "UND_ERR_CONNECT_TIMEOUT") return `could not connect to ${origin} within ${timeout} ms`;
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";

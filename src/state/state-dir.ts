@@ -99,24 +99,19 @@ export async function readJson(path: string): Promise<unknown> {
 }
 
 /** Renames a finished temp file into place and fsyncs the folder so the rename survives a crash. */
-export async function commitFile(temp: string, final: string, dir: string): Promise<void> {
-  try {
-    await rename(temp, final);
-    const handle = await open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    throw stateWriteError(final, error);
-  }
+export function commitFile(temp: string, final: string, dir: string): Promise<void> {
+  return durably(() => rename(temp, final), final, dir);
 }
 
 /** Gives a durable file a second name, durably (the folder is fsynced). */
-export async function linkFile(existing: string, name: string, dir: string): Promise<void> {
+export function linkFile(existing: string, name: string, dir: string): Promise<void> {
+  return durably(() => link(existing, name), name, dir);
+}
+
+/** Changes a name in `dir`, then fsyncs the folder; a failure is a StateError naming `name`. */
+async function durably(change: () => Promise<void>, name: string, dir: string): Promise<void> {
   try {
-    await link(existing, name);
+    await change();
     const handle = await open(dir, "r");
     try {
       await handle.sync();

@@ -88,6 +88,8 @@ export class HashedRead {
   /** The hash pass's counts so far, and its result once it ended. */
   #seen: HashPassResult = { rows: 0, groups: 0, changed: 0, rejected: 0, missing: 0 };
   #result: PassResult | undefined;
+  /** What the hash pass threw. */
+  #failure: { error: unknown } | undefined;
   #wake: (() => void) | undefined;
 
   constructor(options: HashedReadOptions) {
@@ -130,12 +132,14 @@ export class HashedRead {
    */
   async identical(): Promise<boolean> {
     await this.#whenReady();
-    if (!this.#result && this.#queue.finished) await this.#pass; // it failed: throw its error
+    if (this.#failure) throw this.#failure.error;
     return this.#result?.identical ?? false;
   }
 
   async *groups(): AsyncGenerator<SourceGroup[]> {
     await this.#whenReady();
+    // A hash pass that failed before the fetch pass started fails the read (no fallback hides it).
+    if (this.#failure) throw this.#failure.error;
     const o = this.#o;
     const { groups, changed } = this.#result ?? this.#seen;
     const lookupKeys = o.lookupKeys ?? 20_000;
@@ -186,6 +190,7 @@ export class HashedRead {
       this.#result = { groups, changed, identical: changed === 0 && rejected === 0 && missing === 0 };
       this.#queue.finish();
     } catch (error) {
+      this.#failure = { error };
       this.#queue.fail(error);
     } finally {
       this.#notify();

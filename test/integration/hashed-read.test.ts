@@ -443,6 +443,45 @@ describe("runs with hash push-down", () => {
     assert.deepEqual(e2e.profiles(), await expected(e2e));
   });
 
+  test("a hash pass that fails fails the run, even when what it read so far would fall back to a plain read", async () => {
+    await e2e.db.query("update accounts set seats = seats + 1 where id ~ '[02468]$'"); // half the rows
+    const broken: Connectors = {
+      ...connectors,
+      createSource(sync) {
+        const real = connectors.createSource(sync);
+        const hashes = real.hashes!;
+        return {
+          ...real,
+          check: () => real.check(),
+          describe: (spec) => real.describe(spec),
+          close: () => real.close(),
+          read: (spec, options) => real.read(spec, options),
+          hashes: {
+            hashInRows: true,
+            keys: (spec, options) => hashes.keys(spec, options),
+            lookup: (spec, keys, options) => hashes.lookup(spec, keys, options),
+            keysText(spec, options) {
+              const text = hashes.keysText!(spec, options)!;
+              return (async function* () {
+                for await (const chunk of text) yield chunk;
+                throw new Error("connection lost in the hash pass");
+              })();
+            },
+          },
+        } satisfies Source;
+      },
+    };
+    const before = e2e.receiver.requests.length;
+    const failed = await e2e.run({ connectors: broken });
+    assert.equal(failed.status, "failed");
+    assert.match(JSON.stringify(failed.error), /connection lost in the hash pass/);
+    assert.equal(failed.rows_read, 0, "no plain read took over");
+    assert.equal(e2e.receiver.requests.length, before, "nothing sent");
+    const after = await e2e.run();
+    assert.ok(after.groups_updated >= 140);
+    assert.deepEqual(e2e.profiles(), await expected(e2e));
+  });
+
   test("hash_pushdown: false reads full rows every run", async () => {
     const config = await import("node:fs").then((fs) => fs.readFileSync(e2e.configFile, "utf8"));
     const { writeFileSync } = await import("node:fs");

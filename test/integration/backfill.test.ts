@@ -10,26 +10,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type E2E, startE2E } from "../helpers/e2e.js";
+import { createSimpleTable, SIMPLE_MAPPING, simpleProfiles } from "../helpers/simple-table.js";
 
 const bin = fileURLToPath(new URL("../../bin/groupsync.js", import.meta.url));
-const MAPPING = "from: t\ngroup_key: company\ngroup_id: id\nproperties:\n  name: name\n  n: n\n";
-
-async function expected(e2e: E2E) {
-  const { rows } = await e2e.db.query("select id, name, n from t");
-  const out: Record<string, Record<string, unknown>> = {};
-  for (const row of rows) {
-    out[row.id] = { ...(row.name !== null ? { name: row.name } : {}), ...(row.n !== null ? { n: row.n } : {}) };
-  }
-  return out;
-}
-
-async function table(e2e: E2E, rows: number) {
-  await e2e.db.query(`create table t (id text, name text, n int)`);
-  await e2e.db.query(
-    `insert into t select 'g' || lpad(i::text, 4, '0'), 'name ' || i, i from generate_series(1, $1) i`,
-    [rows],
-  );
-}
 
 /** The `$set` updates sent since request `from`, by Group ID. */
 function setsSince(e2e: E2E, from: number): Map<string, number> {
@@ -46,8 +29,8 @@ function setsSince(e2e: E2E, from: number): Map<string, number> {
 describe("backfill", () => {
   let e2e: E2E;
   before(async () => {
-    e2e = await startE2E({ mapping: MAPPING, mode: "mirror", batchSize: 20 });
-    await table(e2e, 60);
+    e2e = await startE2E({ mapping: SIMPLE_MAPPING, mode: "mirror", batchSize: 20 });
+    await createSimpleTable(e2e, 60, 4);
   });
   after(() => e2e.dispose());
 
@@ -71,7 +54,7 @@ describe("backfill", () => {
       unsets.map((u) => [u.$group_id, u.$unset]),
       [["g0001", ["name"]]],
     );
-    assert.deepEqual(e2e.profiles(), await expected(e2e));
+    assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
     assert.equal((await e2e.run()).unchanged, 59, "after a backfill the snapshot is exact: nothing to send");
   });
 
@@ -103,7 +86,7 @@ describe("backfill", () => {
     assert.ok(![...sent.keys()].some((id) => id <= state.through.groupId), "nothing at or before the resume point");
     assert.ok(sent.has("g0060"));
     assert.ok(!existsSync(join(e2e.dir, "state", "s", "backfill.json")), "a finished backfill forgets its point");
-    assert.deepEqual(e2e.profiles(), await expected(e2e));
+    assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
   });
 
   test("--restart, or another --where, starts over", async () => {
@@ -124,9 +107,9 @@ describe("backfill", () => {
 
 describe("backfill killed with SIGKILL", () => {
   test("continues where it stopped, and nothing it finished is sent again", async () => {
-    const e2e = await startE2E({ mapping: MAPPING, mode: "mirror", batchSize: 10 });
+    const e2e = await startE2E({ mapping: SIMPLE_MAPPING, mode: "mirror", batchSize: 10 });
     try {
-      await table(e2e, 400);
+      await createSimpleTable(e2e, 400, 4);
       assert.equal((await e2e.run()).groups_created, 400);
       // Slow answers: the backfill takes several seconds, long enough to make its progress durable (every 2 s).
       e2e.receiver.fail(...Array.from({ length: 40 }, () => ({ delayMs: 250 })));
@@ -159,7 +142,7 @@ describe("backfill killed with SIGKILL", () => {
       // Every group got its full properties from one of the two runs.
       const all = new Set([...killedSent.keys(), ...resentSets.keys()]);
       assert.equal(all.size, 400);
-      assert.deepEqual(e2e.profiles(), await expected(e2e));
+      assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
       const settled = await e2e.run();
       assert.equal(settled.unchanged, 400, "the killed run's acknowledged work was kept: nothing is re-sent");
     } finally {

@@ -12,38 +12,18 @@ import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import type { RunSummary } from "../../src/engine/summary.js";
 import { type E2E, startE2E } from "../helpers/e2e.js";
+import { createSimpleTable, SIMPLE_MAPPING, simpleProfiles } from "../helpers/simple-table.js";
 
 const run = promisify(execFile);
-const MAPPING = "from: t\ngroup_key: company\ngroup_id: id\nproperties:\n  name: name\n  n: n\n";
-
-async function expected(e2e: E2E) {
-  const { rows } = await e2e.db.query("select id, name, n from t");
-  const out: Record<string, Record<string, unknown>> = {};
-  for (const row of rows) {
-    const profile: Record<string, unknown> = {};
-    if (row.name !== null) profile.name = row.name;
-    if (row.n !== null) profile.n = row.n;
-    out[row.id] = profile;
-  }
-  return out;
-}
-
-async function table(e2e: E2E, rows: number) {
-  await e2e.db.query(`create table t (id text, name text, n int)`);
-  await e2e.db.query(
-    `insert into t select 'g' || lpad(i::text, 5, '0'), 'name ' || i, i from generate_series(1, $1) i`,
-    [rows],
-  );
-}
 
 const deletesIn = (e2e: E2E, from: number) =>
   e2e.receiver.requests.slice(from).flatMap((request) => request.updates.filter((update) => "$delete" in update));
 
 describe("the source connection dies mid-stream", () => {
   test("pg_terminate_backend during the read: the run fails, mirror deletes nothing, the state records only what was acknowledged", async () => {
-    const e2e = await startE2E({ mapping: MAPPING, batchSize: 20, mode: "mirror" });
+    const e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 20, mode: "mirror" });
     try {
-      await table(e2e, 2000);
+      await createSimpleTable(e2e, 2000);
       assert.equal((await e2e.run()).status, "ok");
       const checkpoint = join(e2e.dir, "state", "s", "checkpoint.json");
       const before = readFileSync(checkpoint, "utf8");
@@ -87,7 +67,7 @@ describe("the source connection dies mid-stream", () => {
         1900 - failed.groups_updated,
         "what the failed run had acknowledged is not re-sent",
       );
-      assert.deepEqual(e2e.profiles(), await expected(e2e));
+      assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
     } finally {
       await e2e.dispose();
     }
@@ -96,9 +76,9 @@ describe("the source connection dies mid-stream", () => {
 
 describe("the state folder cannot be written", () => {
   test("a file where the state folder should be: a clear StateError naming it, nothing sent", async () => {
-    const e2e = await startE2E({ mapping: MAPPING, mode: "mirror" });
+    const e2e = await startE2E({ mapping: SIMPLE_MAPPING, mode: "mirror" });
     try {
-      await table(e2e, 30);
+      await createSimpleTable(e2e, 30);
       writeFileSync(join(e2e.dir, "state"), "not a folder");
       const failed = await e2e.run();
       assert.equal(failed.status, "failed");
@@ -108,7 +88,7 @@ describe("the state folder cannot be written", () => {
       assert.equal(e2e.receiver.requests.length, 0, "nothing is sent without somewhere to record it");
       rmSync(join(e2e.dir, "state"));
       assert.equal((await e2e.run()).status, "ok");
-      assert.deepEqual(e2e.profiles(), await expected(e2e));
+      assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
     } finally {
       await e2e.dispose();
     }
@@ -118,7 +98,7 @@ describe("the state folder cannot be written", () => {
   // write, so a mount is the honest way; where mounting is not allowed, the test says so and is skipped.
   for (const fault of ["full", "read-only"] as const) {
     test(`a state folder on a ${fault} filesystem: a clear error, the old state intact, nothing lost`, async (t) => {
-      const e2e = await startE2E({ mapping: MAPPING, batchSize: 20, mode: "mirror" });
+      const e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 20, mode: "mirror" });
       const mountPoint = join(e2e.dir, "state");
       mkdirSync(mountPoint);
       try {
@@ -129,7 +109,7 @@ describe("the state folder cannot be written", () => {
         return;
       }
       try {
-        await table(e2e, 300);
+        await createSimpleTable(e2e, 300);
         assert.equal((await e2e.run()).status, "ok");
         const checkpoint = join(mountPoint, "s", "checkpoint.json");
         const before = readFileSync(checkpoint, "utf8");
@@ -168,7 +148,7 @@ describe("the state folder cannot be written", () => {
         const rerun = await e2e.run();
         assert.equal(rerun.status, "ok", JSON.stringify(rerun.error));
         assert.ok(rerun.groups_deleted > 0 && rerun.groups_updated > 0, "what was not recorded is sent (again)");
-        assert.deepEqual(e2e.profiles(), await expected(e2e));
+        assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
         const settled = await e2e.run();
         assert.equal(settled.requests, 0, "the state is whole again: nothing more to send");
       } finally {

@@ -10,35 +10,15 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type E2E, startE2E, TOKEN } from "../helpers/e2e.js";
+import { createSimpleTable, SIMPLE_MAPPING, simpleProfiles } from "../helpers/simple-table.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-const MAPPING = "from: t\ngroup_key: company\ngroup_id: id\nproperties:\n  name: name\n  n: n\n";
-
-async function expected(e2e: E2E) {
-  const { rows } = await e2e.db.query("select id, name, n from t");
-  const out: Record<string, Record<string, unknown>> = {};
-  for (const row of rows) {
-    const profile: Record<string, unknown> = {};
-    if (row.name !== null) profile.name = row.name;
-    if (row.n !== null) profile.n = row.n;
-    out[row.id] = profile;
-  }
-  return out;
-}
-
-async function table(e2e: E2E, rows: number) {
-  await e2e.db.query(`create table t (id text, name text, n int)`);
-  await e2e.db.query(
-    `insert into t select 'g' || lpad(i::text, 5, '0'), 'name ' || i, i from generate_series(1, $1) i`,
-    [rows],
-  );
-}
 
 describe("throttling and outages", () => {
   let e2e: E2E;
   before(async () => {
-    e2e = await startE2E({ mapping: MAPPING, batchSize: 20 });
-    await table(e2e, 100);
+    e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 20 });
+    await createSimpleTable(e2e, 100);
   });
   after(() => e2e.dispose());
 
@@ -49,7 +29,7 @@ describe("throttling and outages", () => {
     assert.equal(summary.status, "ok", JSON.stringify(summary.error));
     assert.ok(summary.retries >= 4, `retries counted: ${summary.retries}`);
     assert.ok(Date.now() - started >= 1000, "Retry-After was honoured");
-    assert.deepEqual(e2e.profiles(), await expected(e2e));
+    assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
   });
 
   test("500s then recovery", async () => {
@@ -58,7 +38,7 @@ describe("throttling and outages", () => {
     const summary = await e2e.run();
     assert.equal(summary.status, "ok", JSON.stringify(summary.error));
     assert.equal(summary.groups_updated, 100);
-    assert.deepEqual(e2e.profiles(), await expected(e2e));
+    assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
   });
 
   test("an outage longer than the retries fails the run; acknowledged groups are kept, the rest re-sent next run", async () => {
@@ -82,9 +62,9 @@ describe("throttling and outages", () => {
 describe("a bad record in a batch", () => {
   for (const perRecordErrors of [true, false]) {
     test(`is isolated and rejected with its key, the rest applied (per-record errors: ${perRecordErrors})`, async () => {
-      const e2e = await startE2E({ mapping: MAPPING, batchSize: 50, perRecordErrors });
+      const e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 50, perRecordErrors });
       try {
-        await table(e2e, 120);
+        await createSimpleTable(e2e, 120);
         await e2e.db.query(`update t set name = 'poison' where id = 'g00042'`);
         e2e.receiver.rejectWhen((update) =>
           (update.$set as Record<string, unknown> | undefined)?.name === "poison" ? "value refused" : undefined,
@@ -108,7 +88,7 @@ describe("a bad record in a batch", () => {
         // as updated when it finally goes through.
         assert.equal(fixed.groups_created + fixed.groups_updated, 1);
         assert.equal(fixed.properties_set, 2);
-        assert.deepEqual(e2e.profiles(), await expected(e2e));
+        assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
         assert.ok(!existsSync(join(e2e.dir, "state", "s", "rejects.jsonl")), "a clean run clears the rejects file");
       } finally {
         await e2e.dispose();
@@ -119,7 +99,7 @@ describe("a bad record in a batch", () => {
 
 describe("bad rows in the source", () => {
   test("null, empty and duplicate Group IDs are rejected with their keys; the rest of the run goes on", async () => {
-    const e2e = await startE2E({ mapping: MAPPING });
+    const e2e = await startE2E({ mapping: SIMPLE_MAPPING });
     try {
       await e2e.db.query(`create table t (id text, name text, n int)`);
       await e2e.db.query(
@@ -141,9 +121,9 @@ describe("bad rows in the source", () => {
 
 describe("a refused token", () => {
   test("401 stops the run with a message about the token, never the token itself", async () => {
-    const e2e = await startE2E({ mapping: MAPPING });
+    const e2e = await startE2E({ mapping: SIMPLE_MAPPING });
     try {
-      await table(e2e, 10);
+      await createSimpleTable(e2e, 10);
       e2e.receiver.fail({ status: 401 });
       const summary = await e2e.run();
       assert.equal(summary.status, "failed");
@@ -154,7 +134,7 @@ describe("a refused token", () => {
       assert.equal(next.status, "ok");
       assert.equal(next.groups_created + next.groups_updated, 10, "nothing was recorded as sent by the failed run");
       assert.equal(next.properties_set, 20);
-      assert.deepEqual(e2e.profiles(), await expected(e2e));
+      assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
     } finally {
       await e2e.dispose();
     }
@@ -163,9 +143,9 @@ describe("a refused token", () => {
 
 describe("killed mid-run", () => {
   test("kill -9 during delivery, data changing between runs: a clean rerun leaves profiles exactly equal to the table", async () => {
-    const e2e = await startE2E({ mapping: MAPPING, batchSize: 25, mode: "mirror" });
+    const e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 25, mode: "mirror" });
     try {
-      await table(e2e, 1500);
+      await createSimpleTable(e2e, 1500);
       for (let round = 0; round < 4; round++) {
         // Slow responses so the kill lands mid-delivery.
         e2e.receiver.fail(...Array.from({ length: 400 }, () => ({ delayMs: 20 })));
@@ -194,9 +174,13 @@ describe("killed mid-run", () => {
       }
       const summary = await e2e.run({ force: true });
       assert.notEqual(summary.status, "failed", JSON.stringify(summary.error));
-      assert.deepEqual(e2e.profiles(), await expected(e2e));
+      assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
       const settled = await e2e.run();
-      assert.equal(settled.unchanged, Object.keys(await expected(e2e)).length, "after recovery, nothing is re-sent");
+      assert.equal(
+        settled.unchanged,
+        Object.keys(await simpleProfiles(e2e)).length,
+        "after recovery, nothing is re-sent",
+      );
     } finally {
       await e2e.dispose();
     }

@@ -222,57 +222,67 @@ interface ReadCounts {
   lookedUp: number;
 }
 
-function counting(counts: ReadCounts, beforeLookup?: () => Promise<void>): Connectors {
+/** Connectors whose source is the real one with some of its parts replaced; `parts` gets the real source. */
+function wrapSource(parts: (real: Source) => Partial<Source>): Connectors {
   return {
     ...connectors,
     createSource(sync) {
       const real = connectors.createSource(sync);
-      const hashes = real.hashes!;
       return {
         ...real,
         check: () => real.check(),
         describe: (spec) => real.describe(spec),
         close: () => real.close(),
-        async *read(spec, options) {
-          for await (const chunk of real.read(spec, options)) {
-            counts.plainRows += chunk.length;
-            yield chunk;
-          }
-        },
-        hashes: {
-          ...(hashes.rowHash ? { rowHash: hashes.rowHash } : {}),
-          ...(hashes.hashInRows ? { hashInRows: true } : {}),
-          async *keys(spec, options) {
-            for await (const chunk of hashes.keys(spec, options)) {
-              counts.hashedRows += chunk.length;
-              yield chunk;
-            }
-          },
-          keysText(spec, options) {
-            const text = hashes.keysText?.(spec, options);
-            if (!text) return undefined;
-            return (async function* () {
-              for await (const chunk of text) {
-                for (const byte of chunk) {
-                  if (byte === 10) {
-                    counts.hashedRows++;
-                    counts.textRows++;
-                  }
-                }
-                yield chunk;
-              }
-            })();
-          },
-          async lookup(spec, keys, options) {
-            counts.lookups++;
-            counts.lookedUp += keys.length;
-            await beforeLookup?.();
-            return hashes.lookup(spec, keys, options);
-          },
-        },
+        read: (spec, options) => real.read(spec, options),
+        ...parts(real),
       } satisfies Source;
     },
   };
+}
+
+function counting(counts: ReadCounts, beforeLookup?: () => Promise<void>): Connectors {
+  return wrapSource((real) => {
+    const hashes = real.hashes!;
+    return {
+      async *read(spec, options) {
+        for await (const chunk of real.read(spec, options)) {
+          counts.plainRows += chunk.length;
+          yield chunk;
+        }
+      },
+      hashes: {
+        ...(hashes.rowHash ? { rowHash: hashes.rowHash } : {}),
+        ...(hashes.hashInRows ? { hashInRows: true } : {}),
+        async *keys(spec, options) {
+          for await (const chunk of hashes.keys(spec, options)) {
+            counts.hashedRows += chunk.length;
+            yield chunk;
+          }
+        },
+        keysText(spec, options) {
+          const text = hashes.keysText?.(spec, options);
+          if (!text) return undefined;
+          return (async function* () {
+            for await (const chunk of text) {
+              for (const byte of chunk) {
+                if (byte === 10) {
+                  counts.hashedRows++;
+                  counts.textRows++;
+                }
+              }
+              yield chunk;
+            }
+          })();
+        },
+        async lookup(spec, keys, options) {
+          counts.lookups++;
+          counts.lookedUp += keys.length;
+          await beforeLookup?.();
+          return hashes.lookup(spec, keys, options);
+        },
+      },
+    };
+  });
 }
 
 const MAPPING = `
@@ -445,32 +455,23 @@ describe("runs with hash push-down", () => {
 
   test("a hash pass that fails fails the run, even when what it read so far would fall back to a plain read", async () => {
     await e2e.db.query("update accounts set seats = seats + 1 where id ~ '[02468]$'"); // half the rows
-    const broken: Connectors = {
-      ...connectors,
-      createSource(sync) {
-        const real = connectors.createSource(sync);
-        const hashes = real.hashes!;
-        return {
-          ...real,
-          check: () => real.check(),
-          describe: (spec) => real.describe(spec),
-          close: () => real.close(),
-          read: (spec, options) => real.read(spec, options),
-          hashes: {
-            hashInRows: true,
-            keys: (spec, options) => hashes.keys(spec, options),
-            lookup: (spec, keys, options) => hashes.lookup(spec, keys, options),
-            keysText(spec, options) {
-              const text = hashes.keysText!(spec, options)!;
-              return (async function* () {
-                for await (const chunk of text) yield chunk;
-                throw new Error("connection lost in the hash pass");
-              })();
-            },
+    const broken = wrapSource((real) => {
+      const hashes = real.hashes!;
+      return {
+        hashes: {
+          hashInRows: true,
+          keys: (spec, options) => hashes.keys(spec, options),
+          lookup: (spec, keys, options) => hashes.lookup(spec, keys, options),
+          keysText(spec, options) {
+            const text = hashes.keysText!(spec, options)!;
+            return (async function* () {
+              for await (const chunk of text) yield chunk;
+              throw new Error("connection lost in the hash pass");
+            })();
           },
-        } satisfies Source;
-      },
-    };
+        },
+      };
+    });
     const before = e2e.receiver.requests.length;
     const failed = await e2e.run({ connectors: broken });
     assert.equal(failed.status, "failed");

@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { type RunningPostgres, startEmbeddedPostgres } from "../src/demo/embedded-postgres.js";
-import { measure } from "./measure.js";
+import { type Measured, measure } from "./measure.js";
 import type { FromReceiver, ReceiverKind, ReceiverStats, ToReceiver } from "./receiver.js";
 import {
   type BenchResult,
@@ -182,6 +182,33 @@ async function machineInfo(databaseUrl: string | undefined): Promise<MachineInfo
   };
 }
 
+/** A phase's timings (from `measure`) and what the receiver counted. */
+function phaseResult(id: string, label: string, run: Measured, stats: ReceiverStats, baselineMs: number): PhaseResult {
+  return {
+    id,
+    label,
+    wallMs: run.wallMs,
+    ratio: run.wallMs / baselineMs,
+    peakRssMb: run.peakRssMb,
+    cpuSec: run.cpuSec,
+    requests: stats.requests,
+    bytes: stats.bytes,
+    updates: stats.updates,
+    sets: stats.sets,
+    unsets: stats.unsets,
+    deletes: stats.deletes,
+    maxInFlight: stats.maxInFlight,
+  };
+}
+
+/** Updates per second: over the receiver's active window, and over `ms` (the command, or the sending loop). */
+function rates(stats: ReceiverStats, ms: number) {
+  return {
+    receiverUpdatesPerSec: stats.activeMs > 0 ? (stats.updates * 1000) / stats.activeMs : 0,
+    endToEndUpdatesPerSec: (stats.updates * 1000) / ms,
+  };
+}
+
 /** Phases (a)–(e) on a fresh table of `rows` rows. */
 async function benchTable(options: Options & { rows: number }, databaseUrl: string, problems: string[]) {
   if (!existsSync(PSQL)) {
@@ -242,25 +269,8 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
       const summary = JSON.parse(run.stdout) as Record<string, unknown>;
       const { samples: _samples, ...counts } = summary;
       const result: PhaseResult = {
-        id,
-        label,
-        wallMs: run.wallMs,
-        ratio: run.wallMs / baseline.wallMs,
-        peakRssMb: run.peakRssMb,
-        cpuSec: run.cpuSec,
-        requests: stats.requests,
-        bytes: stats.bytes,
-        updates: stats.updates,
-        sets: stats.sets,
-        unsets: stats.unsets,
-        deletes: stats.deletes,
-        maxInFlight: stats.maxInFlight,
-        ...(id === "e"
-          ? {
-              receiverUpdatesPerSec: stats.activeMs > 0 ? (stats.updates * 1000) / stats.activeMs : 0,
-              endToEndUpdatesPerSec: (stats.updates * 1000) / run.wallMs,
-            }
-          : {}),
+        ...phaseResult(id, label, run, stats, baseline.wallMs),
+        ...(id === "e" ? rates(stats, run.wallMs) : {}),
         summary: counts,
       };
       if (stats.refused > 0) problems.push(`(${id}) the receiver refused ${stats.refused} requests`);
@@ -303,21 +313,14 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
     const stats = await receiver.stats();
     const { ms } = JSON.parse(sending.stdout) as { ms: number };
     phases.push({
-      id: "e'",
-      label: "sending alone: (e)'s operations through delivery + Mixpanel encode",
-      wallMs: sending.wallMs,
-      ratio: sending.wallMs / baseline.wallMs,
-      peakRssMb: sending.peakRssMb,
-      cpuSec: sending.cpuSec,
-      requests: stats.requests,
-      bytes: stats.bytes,
-      updates: stats.updates,
-      sets: stats.sets,
-      unsets: stats.unsets,
-      deletes: stats.deletes,
-      maxInFlight: stats.maxInFlight,
-      receiverUpdatesPerSec: stats.activeMs > 0 ? (stats.updates * 1000) / stats.activeMs : 0,
-      endToEndUpdatesPerSec: (stats.updates * 1000) / ms,
+      ...phaseResult(
+        "e'",
+        "sending alone: (e)'s operations through delivery + Mixpanel encode",
+        sending,
+        stats,
+        baseline.wallMs,
+      ),
+      ...rates(stats, ms),
     });
     log(
       `(e') sending alone: ${(sending.wallMs / 1000).toFixed(2)} s, ${stats.requests} requests, ${stats.updates} updates`,

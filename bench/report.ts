@@ -1,9 +1,16 @@
 /** The benchmark's results: their JSON shape and the markdown table printed and put in the README. */
+import type { ReceiverStats } from "./receiver.js";
 
 /** Properties of each entry of the state benchmark's snapshot (as many as the bench table maps). */
 export const STATE_PROPERTIES = 12;
 
-export interface PhaseResult {
+/** What the receiver counted during a phase (requests accepted, their bytes, updates by operation, most in flight). */
+type ReceiverCounts = Pick<
+  ReceiverStats,
+  "requests" | "bytes" | "updates" | "sets" | "unsets" | "deletes" | "maxInFlight"
+>;
+
+export interface PhaseResult extends ReceiverCounts {
   /** `a`…`e`. */
   readonly id: string;
   readonly label: string;
@@ -14,16 +21,6 @@ export interface PhaseResult {
   readonly peakRssMb: number | null;
   /** User + system CPU seconds of the measured process; null if unmeasured. */
   readonly cpuSec: number | null;
-  /** Requests the receiver accepted, and their body bytes. */
-  readonly requests: number;
-  readonly bytes: number;
-  /** Update objects accepted, by operation. */
-  readonly updates: number;
-  readonly sets: number;
-  readonly unsets: number;
-  readonly deletes: number;
-  /** Most requests in flight at once, as the receiver saw them. */
-  readonly maxInFlight: number;
   /** Updates per second over the receiver's active window (first request in to last answer out). */
   readonly receiverUpdatesPerSec?: number;
   /** Updates per second over the whole command (start-up, reading the table, state); for (e'), over the sending loop. */

@@ -13,7 +13,7 @@ import { SourceError } from "../errors.js";
 import type { CompiledMapping } from "../mapping/mapper.js";
 import type { HashReader, HashSpec, RawRow, ReadOptions } from "../source.js";
 import type { GroupKey } from "../state/key-order.js";
-import { type KeyBlock, readSnapshotKeys } from "../state/snapshot-file.js";
+import { HASH_BYTES, type RecordBlock, readRecordBlocks } from "../state/snapshot-file.js";
 import { KeyFlag, type KeyRecord } from "./key-queue.js";
 import { outOfOrder } from "./read-groups.js";
 import { hashBytes } from "./row-hash.js";
@@ -136,8 +136,9 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
   let missing = 0;
 
   // The snapshot, a block of record offsets at a time.
-  const blocks = readSnapshotKeys(o.previousPath)[Symbol.asyncIterator]();
-  let block: KeyBlock | undefined;
+  // Each block is read into the same buffer: this pass is done with a block before it asks for the next.
+  const blocks = readRecordBlocks(o.previousPath, { reuse: true })[Symbol.asyncIterator]();
+  let block: RecordBlock | undefined;
   let at = 0;
   let snapshotDone = false;
   /** Loads the next block when the current one is used up; false at the end of the snapshot. */
@@ -202,13 +203,14 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
   };
 
   /** The snapshot's current record against the pending key: negative, zero or positive. */
-  const compareRecord = (b: KeyBlock): number => {
+  const compareRecord = (b: RecordBlock): number => {
     const payload = b.payload;
     if (hierarchical) {
-      const order = compareBytes(payload, b.companyStart[at]!, b.companyEnd[at]!, pending, 0, companyLength);
+      // The Company ID runs up to the row hash.
+      const order = compareBytes(payload, b.company[at]!, b.bitmap[at]! - HASH_BYTES, pending, 0, companyLength);
       if (order !== 0) return order;
     }
-    return compareBytes(payload, b.idStart[at]!, b.idEnd[at]!, pending, companyLength, companyLength + groupLength);
+    return compareBytes(payload, b.id[at]!, b.idEnd[at]!, pending, companyLength, companyLength + groupLength);
   };
 
   /**
@@ -244,7 +246,7 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
   const judge = (order: number): Promise<void> | undefined => {
     if (order === 0) {
       const payload = block!.payload;
-      const hashAt = block!.hashAt[at]!;
+      const hashAt = block!.bitmap[at]! - HASH_BYTES;
       if (payload.readUInt32BE(hashAt) === pendingHigh && payload.readUInt32BE(hashAt + 4) === pendingLow) {
         // Unchanged: the common case, and the only one that makes no string unless it starts a run.
         at++;

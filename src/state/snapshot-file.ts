@@ -587,27 +587,14 @@ async function* snapshotBlocks(
   }
 }
 
-/** Where the parts of each record of a block are, as offsets into `payload`, by record. */
-export interface KeyBlock {
-  readonly payload: Buffer;
-  readonly count: number;
-  readonly idStart: Int32Array;
-  readonly idEnd: Int32Array;
-  /** The Company ID's bytes (empty when not hierarchical). */
-  readonly companyStart: Int32Array;
-  readonly companyEnd: Int32Array;
-  /** The 8 bytes of the row hash. */
-  readonly hashAt: Int32Array;
-}
-
 /** Where one record's parts are in its block. */
 type RecordVisitor = (
   r: number,
   start: number,
   idStart: number,
   idEnd: number,
+  /** The Company ID's bytes run from here to the row hash (`bitmap - HASH_BYTES`); empty when not hierarchical. */
   companyStart: number,
-  companyEnd: number,
   bitmap: number,
   end: number,
 ) => void;
@@ -634,12 +621,10 @@ function walkRecords(path: string, header: SnapshotHeader, block: Block, each: R
     o += idLength;
     const idEnd = o;
     let companyStart = o;
-    let companyEnd = o;
     if (header.hierarchical) {
       const companyLength = varint();
       companyStart = o;
       o += companyLength;
-      companyEnd = o;
     }
     o += HASH_BYTES;
     const bitmap = o;
@@ -658,7 +643,7 @@ function walkRecords(path: string, header: SnapshotHeader, block: Block, each: R
       }
     }
     if (o > payload.length) throw corrupt(path, "record runs past its block");
-    each(r, start, idStart, idEnd, companyStart, companyEnd, bitmap, o);
+    each(r, start, idStart, idEnd, companyStart, bitmap, o);
   }
   if (o !== payload.length) throw corrupt(path, "block has trailing bytes");
 }
@@ -686,7 +671,7 @@ export async function* readSnapshot(
       const block = next.value;
       const { payload } = block;
       const entries: SnapshotEntry[] = new Array(block.records);
-      walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, _companyEnd, bitmap, end) => {
+      walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, bitmap, end) => {
         entries[r] = new StoredEntry(payload, start, end, idStart, idEnd, companyStart, bitmap, shape!);
       });
       yield entries;
@@ -710,11 +695,17 @@ export interface RecordBlock {
   readonly shape: Shape;
 }
 
-/** Streams a snapshot's verified blocks with their records' offsets. */
-export async function* readRecordBlocks(path: string): AsyncGenerator<RecordBlock> {
+/**
+ * Streams a snapshot's verified blocks with their records' offsets. `reuse`: every block is read into the same
+ * buffer, for a caller that is done with a block (and its entries) before it asks for the next.
+ */
+export async function* readRecordBlocks(
+  path: string,
+  options: { readonly reuse?: boolean } = {},
+): AsyncGenerator<RecordBlock> {
   let header: SnapshotHeader | undefined;
   let shape: Shape | undefined;
-  for await (const block of snapshotBlocks(path, {}, (read) => {
+  for await (const block of snapshotBlocks(path, options, (read) => {
     header = read;
     shape = recordShape(read.format !== 1, read.hierarchical, read.properties.length);
   })) {
@@ -729,7 +720,7 @@ export async function* readRecordBlocks(path: string): AsyncGenerator<RecordBloc
       bitmap: new Int32Array(count),
       shape: shape!,
     };
-    walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, _companyEnd, bitmap, end) => {
+    walkRecords(path, header!, block, (r, start, idStart, idEnd, companyStart, bitmap, end) => {
       records.start[r] = start;
       records.start[r + 1] = end;
       records.id[r] = idStart;
@@ -762,37 +753,6 @@ export function countSetInRecords(block: RecordBlock, from: number, to: number, 
   for (let r = from; r < to; r++) {
     const bitmap = block.bitmap[r]!;
     for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
-  }
-}
-
-/**
- * A snapshot's keys and row hashes as byte offsets, a block at a time: the hash pass compares them with the
- * source's bytes without making strings. Verified like `readSnapshot`. Each block is read into the same buffer: the
- * caller must be done with a block before it asks for the next.
- */
-export async function* readSnapshotKeys(path: string): AsyncGenerator<KeyBlock> {
-  let header: SnapshotHeader | undefined;
-  for await (const block of snapshotBlocks(path, { reuse: true }, (read) => {
-    header = read;
-  })) {
-    const count = block.records;
-    const keys: KeyBlock = {
-      payload: block.payload,
-      count,
-      idStart: new Int32Array(count),
-      idEnd: new Int32Array(count),
-      companyStart: new Int32Array(count),
-      companyEnd: new Int32Array(count),
-      hashAt: new Int32Array(count),
-    };
-    walkRecords(path, header!, block, (r, _start, idStart, idEnd, companyStart, companyEnd, bitmap) => {
-      keys.idStart[r] = idStart;
-      keys.idEnd[r] = idEnd;
-      keys.companyStart[r] = companyStart;
-      keys.companyEnd[r] = companyEnd;
-      keys.hashAt[r] = bitmap - HASH_BYTES;
-    });
-    yield keys;
   }
 }
 

@@ -15,7 +15,7 @@ import { redact } from "../secret.js";
 import type { Journal } from "../state/journal.js";
 import { compareKeys, formatKey, type GroupKey } from "../state/key-order.js";
 import type { EntryCursor } from "../state/snapshot-cursor.js";
-import { type SnapshotEntry, UNKNOWN_HASH } from "../state/snapshot-file.js";
+import { entryAt, type SnapshotEntry, UNKNOWN_HASH } from "../state/snapshot-file.js";
 import { CommitWindow, type Slot } from "./commit-window.js";
 import { hashedCells } from "./hashed-read.js";
 import type { SourceGroup } from "./read-groups.js";
@@ -168,38 +168,32 @@ export class Merge {
     this.#window.push({ entry, pending: 0, keep: true });
   }
 
+  /** Carries a previous entry: as it is (its bytes are copied) when the layout allows, else translated. */
+  #carryPrevious(entry: SnapshotEntry): void {
+    this.#carry(this.#passThrough ? entry : this.translate(entry));
+  }
+
   /** A previous entry the read did not return. */
   async #absent(entry: SnapshotEntry): Promise<void> {
     const o = this.#o;
-    if (!o.mirror || !o.covers(entry)) return this.#carry(this.#passThrough ? entry : this.translate(entry));
+    if (!o.mirror || !o.covers(entry)) return this.#carryPrevious(entry);
     o.summary.delete_candidates++;
     await o.spill(this.translate(entry));
   }
 
-  /** Carries the `count` snapshot entries after `key`, which a hashed read matched to unchanged rows in order. */
-  async #carryRun(key: GroupKey, count: number): Promise<void> {
+  /** Carries the next `count` snapshot entries, which a hashed read matched to unchanged rows in order. */
+  async #carryRun(count: number): Promise<void> {
     this.#o.summary.unchanged += count;
-    if (this.#passThrough) {
-      // As bytes, a block's range at a time: no entry is made but the last of each range (for its key).
-      let carried = 0;
-      await this.#previous.take(count, (block, from, to, last) => {
-        this.#window.push({ entry: last, pending: 0, keep: true, records: { block, from, to } });
-        carried += to - from;
-        if (carried < 4096) return undefined;
-        carried = 0;
-        return this.keepUp();
-      });
-      return;
-    }
-    for (let i = 0; i < count; i++) {
-      const now = this.#previous.peekNow();
-      const next = now === undefined ? await this.#previous.peek() : now;
-      // The hash pass matched these entries one by one; only running out of them would be a bug.
-      if (!next) throw new Error(`the snapshot ended inside a run of unchanged keys after ${formatKey(key)}`);
-      this.#previous.skip();
-      this.#carry(this.translate(next));
-      if ((i & 1023) === 1023) await this.keepUp();
-    }
+    let carried = 0;
+    await this.#previous.take(count, (block, from, to, last) => {
+      // As bytes, a block's range at a time (no entry is made but the last, for its key), when the layout allows.
+      if (this.#passThrough) this.#window.push({ entry: last, pending: 0, keep: true, records: { block, from, to } });
+      else for (let r = from; r < to; r++) this.#carry(this.translate(entryAt(block, r)));
+      carried += to - from;
+      if (carried < 4096) return undefined;
+      carried = 0;
+      return this.keepUp();
+    });
   }
 
   /** Diffs one source group against the snapshot and sends what changed. */
@@ -222,10 +216,10 @@ export class Merge {
     }
     if (carry) {
       // A hashed read found the row unchanged (or gone before it could be fetched): the destination holds the entry.
-      if (previous) this.#carry(this.#passThrough ? previous : this.translate(previous));
+      if (previous) this.#carryPrevious(previous);
       if (carry === "unchanged") {
         summary.unchanged++;
-        if (run !== undefined && run > 1) await this.#carryRun(key, run - 1);
+        if (run !== undefined && run > 1) await this.#carryRun(run - 1);
       }
       return;
     }

@@ -100,7 +100,7 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
    * A full read of every row: hashed when the source can hash rows, the sync allows it and the previous snapshot's
    * row hashes can be compared (hashed-read.ts); plain otherwise.
    */
-  async function fullRead(): Promise<Pick<ReadPlan, "groups" | "dispose" | "identical">> {
+  function fullRead(): Pick<ReadPlan, "groups" | "dispose" | "identical"> {
     const plain = () => orderedGroups(source.read({ ...base, ...rowHash }, readOptions), context, undefined, hashAt);
     const reader = source.hashes;
     if (!reader || options.hashedFrom === undefined || !options.sync.sync.hash_pushdown) {
@@ -156,7 +156,7 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
 
   const cursor = mapping.cursor;
   if (!cursor) {
-    return { kind: "full", spec: base, ...(await fullRead()), covers: everything, cursorState: () => undefined };
+    return { kind: "full", spec: base, ...fullRead(), covers: everything, cursorState: () => undefined };
   }
 
   const changes = source.changes;
@@ -190,7 +190,7 @@ export async function planRead(options: ReadPlanOptions): Promise<ReadPlan> {
     return {
       kind: "full",
       spec: base,
-      ...(await fullRead()),
+      ...fullRead(),
       covers: everything,
       cursorState: () => ({
         column,

@@ -19,5 +19,8 @@ if (existsSync(source) && process.env.GROUPSYNC_DIST !== "1") {
   register();
   await import(new URL("../src/cli.ts", import.meta.url).href);
 } else {
-  await import(new URL("../dist/src/cli.js", import.meta.url).href);
+  // `npm run build` bundles the CLI into dist/bundle (scripts/bundle.mjs): one file to load instead of hundreds
+  // starts every command about 0.25 s sooner. dist/src is what tsc compiled, for a build without the bundle.
+  const bundle = new URL("../dist/bundle/cli.js", import.meta.url);
+  await import(existsSync(fileURLToPath(bundle)) ? bundle.href : new URL("../dist/src/cli.js", import.meta.url).href);
 }

@@ -31,51 +31,65 @@ export interface HashPassResult {
 }
 
 const TWO_32 = 4294967296;
+const POWERS_OF_TEN = [1, 10, 100, 1000, 10000];
 
-/** The halves of the last hash parsed (module state: parsing allocates nothing). */
-let hashHigh = 0;
-let hashLow = 0;
+/**
+ * The halves (high, low) of the last hash parsed. Module state, so parsing allocates nothing; a typed array, because
+ * a number above 2^30 kept in a `let` is boxed: two heap numbers per row were most of this pass's garbage.
+ */
+const parsed = new Uint32Array(2);
 
-/** Parses a signed 64-bit decimal integer from `bytes[start, end)` into hashHigh/hashLow; false if it is not one. */
+/** The halves the last `parseInt64` (or hex parse) read, for tests. */
+export function parsedHash(): readonly [high: number, low: number] {
+  return [parsed[0]!, parsed[1]!];
+}
+
+/**
+ * Parses a signed 64-bit decimal integer from `bytes[start, end)` into `parsed` (two's complement); false if it is
+ * not one. The first 15 digits are exact in a double; at most 4 more are folded in through 32-bit halves.
+ */
 export function parseInt64(bytes: Uint8Array, start: number, end: number): boolean {
   let i = start;
   const negative = bytes[i] === 45;
   if (negative) i++;
-  if (i >= end || end - i > 19) return false;
-  let high = 0;
-  let low = 0;
+  const digits = end - i;
+  if (digits < 1 || digits > 19) return false;
+  const tail = digits > 15 ? digits - 15 : 0;
+  let head = 0;
+  for (const headEnd = end - tail; i < headEnd; i++) {
+    const digit = bytes[i]! - 48;
+    if (digit < 0 || digit > 9) return false;
+    head = head * 10 + digit;
+  }
+  let rest = 0;
   for (; i < end; i++) {
     const digit = bytes[i]! - 48;
     if (digit < 0 || digit > 9) return false;
-    const next = low * 10 + digit;
-    const carry = Math.floor(next / TWO_32);
-    low = next - carry * TWO_32;
-    high = (high * 10 + carry) % TWO_32;
+    rest = rest * 10 + digit;
   }
+  // value = head * 10^tail + rest, with head < 10^15: split head into halves, then scale them.
+  const scale = POWERS_OF_TEN[tail]!;
+  const headHigh = Math.floor(head / TWO_32);
+  const lowProduct = (head - headHigh * TWO_32) * scale + rest;
+  const carry = Math.floor(lowProduct / TWO_32);
+  let low = lowProduct - carry * TWO_32;
+  let high = headHigh * scale + carry;
   if (negative) {
     // Two's complement of (high, low).
     low = (TWO_32 - low) % TWO_32;
     high = (TWO_32 - high - (low === 0 ? 0 : 1)) % TWO_32;
   }
-  hashHigh = high;
-  hashLow = low;
+  parsed[0] = high;
+  parsed[1] = low;
   return true;
 }
 
-/** Sets hashHigh/hashLow from an 8-byte hash held as a latin1 string (row-hash.ts `hashBytes`). */
+/** Sets `parsed` from an 8-byte hash held as a latin1 string (row-hash.ts `hashBytes`). */
 function splitHash(latin1: string): void {
-  hashHigh =
-    ((latin1.charCodeAt(0) << 24) |
-      (latin1.charCodeAt(1) << 16) |
-      (latin1.charCodeAt(2) << 8) |
-      latin1.charCodeAt(3)) >>>
-    0;
-  hashLow =
-    ((latin1.charCodeAt(4) << 24) |
-      (latin1.charCodeAt(5) << 16) |
-      (latin1.charCodeAt(6) << 8) |
-      latin1.charCodeAt(7)) >>>
-    0;
+  parsed[0] =
+    (latin1.charCodeAt(0) << 24) | (latin1.charCodeAt(1) << 16) | (latin1.charCodeAt(2) << 8) | latin1.charCodeAt(3);
+  parsed[1] =
+    (latin1.charCodeAt(4) << 24) | (latin1.charCodeAt(5) << 16) | (latin1.charCodeAt(6) << 8) | latin1.charCodeAt(7);
 }
 
 /**
@@ -162,8 +176,8 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
   let pending = Buffer.allocUnsafe(256);
   let companyLength = 0;
   let groupLength = 0;
-  let pendingHigh = 0;
-  let pendingLow = 0;
+  /** The pending key's hash halves (a typed array for the reason `parsed` is one). */
+  const pendingHash = new Uint32Array(2);
   let copies = 0;
   /** Whether the pending key was mapped already (the slow way), so it is known to be valid. */
   let mapped = false;
@@ -222,15 +236,19 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     for (;;) {
       let order = 1;
       if (block && at < block.count) order = compareRecord(block);
-      else if (!snapshotDone) return load().then(() => seek(then));
+      else if (!snapshotDone) return seekAfter(load(), then);
       if (order >= 0) return then(order);
       at++;
       missing++;
       const wait = endRun();
-      if (wait) return wait.then(() => seek(then));
+      if (wait) return seekAfter(wait, then);
     }
   };
 
+  // The waits of `seek` and `next` are rare, and made in functions of their own: a closure in the hot function would
+  // make V8 allocate a context for its captured variables on every call (once per row).
+  const seekAfter = (wait: Promise<unknown>, then: (order: number) => Promise<void> | undefined) =>
+    wait.then(() => seek(then));
   /** The verdict on the pending key. Returns a promise only to wait on. */
   const settle = (): Promise<void> | undefined => seek(copies > 1 ? duplicated : judge);
   const duplicated = (order: number): Promise<void> | undefined => {
@@ -247,7 +265,7 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     if (order === 0) {
       const payload = block!.payload;
       const hashAt = block!.bitmap[at]! - HASH_BYTES;
-      if (payload.readUInt32BE(hashAt) === pendingHigh && payload.readUInt32BE(hashAt + 4) === pendingLow) {
+      if (payload.readUInt32BE(hashAt) === pendingHash[0] && payload.readUInt32BE(hashAt + 4) === pendingHash[1]) {
         // Unchanged: the common case, and the only one that makes no string unless it starts a run.
         at++;
         groups++;
@@ -265,7 +283,7 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     return add({ flag: KeyFlag.Changed, copies: 1, a: key.groupId, b: key.companyId });
   };
 
-  /** Takes the next key (ranges of `company` and `group`) with the hash in hashHigh/hashLow. */
+  /** Takes the next key (ranges of `company` and `group`) with the hash in `parsed`. */
   const next = (
     company: Buffer,
     companyStart: number,
@@ -275,8 +293,8 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     groupEnd: number,
     isMapped: boolean,
   ): Promise<void> | undefined => {
-    const high = hashHigh;
-    const low = hashLow;
+    const high = parsed[0]!;
+    const low = parsed[1]!;
     if (have) {
       let order = hierarchical ? compareBytes(company, companyStart, companyEnd, pending, 0, companyLength) : 0;
       if (order === 0) {
@@ -295,15 +313,25 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
         throw outOfOrder(pendingKey(), after, "code-point order");
       }
       const wait = settle();
-      if (wait) {
-        return wait.then(() => {
-          take(company, companyStart, companyEnd, group, groupStart, groupEnd, high, low, isMapped);
-        });
-      }
+      if (wait)
+        return takeAfter(wait, company, companyStart, companyEnd, group, groupStart, groupEnd, high, low, isMapped);
     }
     take(company, companyStart, companyEnd, group, groupStart, groupEnd, high, low, isMapped);
     return undefined;
   };
+  const takeAfter = (
+    wait: Promise<void>,
+    company: Buffer,
+    companyStart: number,
+    companyEnd: number,
+    group: Buffer,
+    groupStart: number,
+    groupEnd: number,
+    high: number,
+    low: number,
+    isMapped: boolean,
+  ): Promise<void> =>
+    wait.then(() => take(company, companyStart, companyEnd, group, groupStart, groupEnd, high, low, isMapped));
   const take = (
     company: Buffer,
     companyStart: number,
@@ -320,8 +348,8 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     if (companyLength + groupLength > pending.length) pending = Buffer.allocUnsafe(2 * (companyLength + groupLength));
     copyBytes(company, companyStart, companyEnd, pending, 0);
     copyBytes(group, groupStart, groupEnd, pending, companyLength);
-    pendingHigh = high;
-    pendingLow = low;
+    pendingHash[0] = high;
+    pendingHash[1] = low;
     copies = 1;
     mapped = isMapped;
     have = true;
@@ -402,7 +430,7 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
   return { rows, groups, changed, rejected, missing };
 }
 
-/** Parses 16 lowercase hex digits from `bytes[start, end)` into hashHigh/hashLow; false if they are not. */
+/** Parses 16 lowercase hex digits from `bytes[start, end)` into `parsed`; false if they are not. */
 function hexHash(bytes: Uint8Array, start: number, end: number): boolean {
   if (end - start !== 16) return false;
   let high = 0;
@@ -414,7 +442,7 @@ function hexHash(bytes: Uint8Array, start: number, end: number): boolean {
     if (i < 8) high = high * 16 + nibble;
     else low = low * 16 + nibble;
   }
-  hashHigh = high;
-  hashLow = low;
+  parsed[0] = high;
+  parsed[1] = low;
   return true;
 }

@@ -599,11 +599,20 @@ type RecordVisitor = (
   end: number,
 ) => void;
 
+/** The number of set bits of each byte value. */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, byte) => {
+  let bits = 0;
+  for (let rest = byte; rest !== 0; rest >>= 1) bits += rest & 1;
+  return bits;
+});
+
 /** Walks the records of one block, checking every length against the block. */
 function walkRecords(path: string, header: SnapshotHeader, block: Block, each: RecordVisitor): void {
   const { payload, records } = block;
   const properties = header.properties.length;
   const bitmapBytes = (properties + 7) >> 3;
+  const wholeBytes = properties >> 3;
+  const lastMask = (1 << (properties & 7)) - 1;
   const withItems = header.format !== 1;
   let o = 0;
   const at = { offset: 0 };
@@ -630,8 +639,10 @@ function walkRecords(path: string, header: SnapshotHeader, block: Block, each: R
     const bitmap = o;
     o += bitmapBytes;
     if (o > payload.length) throw corrupt(path, "record runs past its block");
+    // The properties set: a byte of the bitmap at a time (bits past the last property are not counted).
     let set = 0;
-    for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) set++;
+    for (let j = 0; j < wholeBytes; j++) set += POPCOUNT[payload[bitmap + j]!]!;
+    if (lastMask !== 0) set += POPCOUNT[payload[bitmap + wholeBytes]! & lastMask]!;
     o += set * HASH_BYTES;
     if (withItems) {
       const lists = varint();

@@ -36,6 +36,26 @@ test("snapshot round-trips many entries across blocks, with unicode keys and bin
   assert.deepEqual(await readAll(path), entries);
 });
 
+test("snapshot round-trips any number of properties, whatever subset is set (bitmaps of whole and partial bytes)", async () => {
+  for (const count of [1, 7, 8, 9, 12, 16, 17, 31]) {
+    const path = join(dir, `props-${count}.bin`);
+    const properties = Array.from({ length: count }, (_, i) => `p${i}`);
+    const entries: SnapshotEntry[] = [];
+    for (let i = 0; i < 600; i++) {
+      // Every pattern of the low bits, plus runs of all-set and none-set.
+      const pattern = i < 200 ? i * 2654435761 : i < 400 ? -1 : 0;
+      entries.push({
+        companyId: "",
+        groupId: `g-${String(i).padStart(4, "0")}`,
+        rowHash: h(`r${i}`),
+        hashes: properties.map((_, p) => ((pattern >>> (p % 32)) & 1 ? h(`${i}.${p}`) : null)),
+      });
+    }
+    await write(path, entries, false, properties);
+    assert.deepEqual(await readAll(path), entries, `${count} properties`);
+  }
+});
+
 test("snapshot without hierarchy drops the Company ID", async () => {
   const path = join(dir, "flat.bin");
   await write(path, [{ companyId: "", groupId: "acme", rowHash: h("r"), hashes: [null, null, h("c")] }], false);

@@ -9,13 +9,15 @@
  * Each phase runs the real CLI (`node bin/groupsync.js`, as `npx groupsync` in a checkout) as a child process
  * against a receiver in a third process. Writes JSON (`--out`) and prints a markdown table. `--state N` measures a
  * snapshot of N groups instead (add `--rows` to measure both). Counts are checked (exit 1 when one is off);
- * timings never are.
+ * timings never are. (c) and (d), a few seconds each, run `--repeat` times (default 3), each time right after a
+ * baseline run of its own: on a shared machine whose speed drifts by a third within minutes, the ratio of two
+ * adjacent runs is what holds still. The table shows the repetition with the median ratio; the JSON has all.
  *
- *   npm run bench -- [--rows 1000000] [--receiver lean|contract] [--batch-size 200] [--concurrency 4]
+ *   npm run bench -- [--rows 1000000] [--repeat 3] [--receiver lean|contract] [--batch-size 200] [--concurrency 4]
  *                    [--state 10000000] [--pg-url postgres://…] [--out bench-results/bench.json]
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir, totalmem, type } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,6 +48,8 @@ interface Options {
   readonly concurrency: number;
   readonly pgUrl: string | undefined;
   readonly out: string;
+  /** Paired runs of (c) and (d). */
+  readonly repeat: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -59,6 +63,7 @@ function parseOptions(argv: string[]): Options {
       concurrency: { type: "string", default: "4" },
       "pg-url": { type: "string" },
       out: { type: "string" },
+      repeat: { type: "string", default: "3" },
     },
   });
   const count = (name: string, text: string | undefined, min: number): number | undefined => {
@@ -79,6 +84,7 @@ function parseOptions(argv: string[]): Options {
     batchSize: count("batch-size", values["batch-size"], 1)!,
     concurrency: count("concurrency", values.concurrency, 1)!,
     pgUrl: values["pg-url"],
+    repeat: count("repeat", values.repeat, 1)!,
     out: resolve(values.out ?? join(root, "bench-results", `bench-${rows ?? `state-${state}`}.json`)),
   };
 }
@@ -250,7 +256,8 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
         maxInFlight: 0,
       },
     ];
-    const phase = async (id: string, label: string, args: string[]) => {
+    /** One run of a phase against `baselineMs`. */
+    const runPhase = async (id: string, label: string, args: string[], baselineMs: number) => {
       await receiver.reset();
       const run = await measure(process.execPath, [bin, ...args, SYNC, "--config", configFile, "--json"], {
         env,
@@ -262,14 +269,46 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
       const summary = JSON.parse(run.stdout) as Record<string, unknown>;
       const { samples: _samples, ...counts } = summary;
       const result: PhaseResult = {
-        ...phaseResult(id, label, run, stats, baseline.wallMs),
+        ...phaseResult(id, label, run, stats, baselineMs),
         ...(id === "e" ? rates(stats, run.wallMs) : {}),
         summary: counts,
       };
       if (stats.refused > 0) problems.push(`(${id}) the receiver refused ${stats.refused} requests`);
       log(
-        `(${id}) ${label}: ${(run.wallMs / 1000).toFixed(2)} s, ${stats.requests} requests, ${stats.updates} updates`,
+        `(${id}) ${label}: ${(run.wallMs / 1000).toFixed(2)} s (× ${result.ratio.toFixed(2)}), ${stats.requests} requests, ${stats.updates} updates`,
       );
+      return result;
+    };
+    const phase = async (id: string, label: string, args: string[]) => {
+      const result = await runPhase(id, label, args, baseline.wallMs);
+      phases.push(result);
+      return result;
+    };
+    /**
+     * `--repeat` runs of a short phase, each right after a baseline run of its own; `before` restores what the phase
+     * starts from. Keeps the run with the median ratio, and every pair under `repetitions`.
+     */
+    const pairedPhase = async (
+      id: string,
+      label: string,
+      args: string[],
+      before: () => void,
+      check: (run: PhaseResult) => void,
+    ) => {
+      const runs: PhaseResult[] = [];
+      for (let i = 0; i < options.repeat; i++) {
+        before();
+        const paired = await baselineRun();
+        if (paired.code !== 0) throw new Error(`psql failed (${paired.code}): ${paired.stderr}`);
+        const run = await runPhase(id, label, args, paired.wallMs);
+        check(run);
+        runs.push(run);
+      }
+      const median = [...runs].sort((x, y) => x.ratio - y.ratio)[Math.floor((runs.length - 1) / 2)]!;
+      const result: PhaseResult = {
+        ...median,
+        repetitions: runs.map((run) => ({ wallMs: run.wallMs, baselineMs: run.wallMs / run.ratio, ratio: run.ratio })),
+      };
       phases.push(result);
       return result;
     };
@@ -280,13 +319,33 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
     const first = await phase("b", "first sync, all rows new", ["run"]);
     expect("b", "$set updates", first.sets, options.rows);
     expect("b", "other updates", first.updates - first.sets, 0);
-    const again = await phase("c", "re-sync, no changes", ["run"]);
-    expect("c", "requests", again.requests, 0);
+    // (c) leaves the state as it found it (the same snapshot, kept), so its repetitions need nothing restored.
+    await pairedPhase(
+      "c",
+      "re-sync, no changes",
+      ["run"],
+      () => {},
+      (run) => expect("c", "requests", run.requests, 0),
+    );
+    // (d) starts each time from the state (c) left.
+    const stateDir = join(dir, "state");
+    const savedState = join(dir, "state-before-d");
+    cpSync(stateDir, savedState, { recursive: true });
     const changes = await applyChanges(client);
-    const changed = await phase("d", "re-sync, 1 % changed, 0.1 % deleted", ["run"]);
-    expect("d", "$set updates", changed.sets, changes.changed);
-    expect("d", "$unset updates", changed.unsets, changes.nulled);
-    expect("d", "$delete updates", changed.deletes, changes.deleted);
+    await pairedPhase(
+      "d",
+      "re-sync, 1 % changed, 0.1 % deleted",
+      ["run"],
+      () => {
+        rmSync(stateDir, { recursive: true, force: true });
+        cpSync(savedState, stateDir, { recursive: true });
+      },
+      (run) => {
+        expect("d", "$set updates", run.sets, changes.changed);
+        expect("d", "$unset updates", run.unsets, changes.nulled);
+        expect("d", "$delete updates", run.deletes, changes.deleted);
+      },
+    );
     const backfill = await phase("e", "backfill, every group again", ["backfill", "--no-progress"]);
     expect("e", "$set updates", backfill.sets, options.rows - changes.deleted);
     expect("e", "other updates", backfill.updates - backfill.sets, 0);

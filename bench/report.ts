@@ -27,6 +27,8 @@ export interface PhaseResult extends ReceiverCounts {
   readonly endToEndUpdatesPerSec?: number;
   /** The run summary the CLI printed with --json, trimmed to its counts. */
   readonly summary?: Record<string, unknown>;
+  /** (c) and (d): every paired run (a baseline right before each); the phase's own figures are the median one's. */
+  readonly repetitions?: readonly { readonly wallMs: number; readonly baselineMs: number; readonly ratio: number }[];
 }
 
 export interface StateResult {
@@ -109,6 +111,15 @@ export function markdown(result: BenchResult): string {
       "| Entries | File size | Bytes/entry | Write | Write peak RSS | Read (verified) | Read peak RSS |",
       "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
       `| ${thousands(state.entries)} | ${bytes(state.fileBytes)} | ${fixed(state.fileBytes / state.entries, 1)} | ${seconds(state.writeMs)} | ${mb(state.writeRssMb)} | ${seconds(state.readMs)} | ${mb(state.readRssMb)} |`,
+    );
+  }
+  const paired = (result.phases ?? []).filter((phase) => phase.repetitions && phase.repetitions.length > 1);
+  if (paired.length > 0) {
+    lines.push(
+      "",
+      `${paired.map((phase) => `(${phase.id})`).join(" and ")}: the median of ${paired[0]!.repetitions!.length} runs, each right after a baseline run of its own (× is against that one); all ratios: ${paired
+        .map((phase) => `(${phase.id}) ${phase.repetitions!.map((run) => fixed(run.ratio, 2)).join(", ")}`)
+        .join("; ")}.`,
     );
   }
   lines.push("", `Machine: ${machineLine(result.machine)}.`);

@@ -45,6 +45,16 @@ test("npm run bench at 100,000 rows (the CI smoke run): every phase runs and rep
     // (b) one $set per row, batches of at most 200.
     assert.equal(phases.b!.sets, ROWS);
     assert.ok(phases.b!.requests >= ROWS / 200 && phases.b!.bytes > 0);
+    // (c) and (d) ran three times each, each time after a baseline run of its own (the counts of every run were
+    // checked by the bench: `problems` is empty); the table shows the median ratio.
+    for (const id of ["c", "d"]) {
+      const runs = phases[id]!.repetitions ?? [];
+      assert.equal(runs.length, 3, `(${id}) repetitions`);
+      const ratios = runs.map((run) => run.ratio).sort((x, y) => x - y);
+      assert.ok(ratios.every((ratio) => Number.isFinite(ratio) && ratio > 0));
+      assert.equal(phases[id]!.ratio, ratios[1]);
+    }
+    assert.match(stdout, /\(c\) and \(d\): the median of 3 runs/);
     // (c) nothing to send.
     assert.equal(phases.c!.requests, 0);
     assert.equal(phases.c!.summary?.unchanged, ROWS);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import fc from "fast-check";
-import { type HashPassResult, parseInt64, parsedHash, runHashPass } from "../../src/engine/hash-pass.js";
+import { type HashPassResult, parsedHash, parseInt64, runHashPass } from "../../src/engine/hash-pass.js";
 import { KeyFlag, KeyQueue, type KeyRecord } from "../../src/engine/key-queue.js";
 import { compileMapping } from "../../src/mapping/mapper.js";
 import type { HashReader, RawRow, SourceColumn } from "../../src/source.js";
@@ -28,7 +28,18 @@ test("parseInt64 reads every signed 64-bit integer as its two's-complement halve
     assert.ok(parseInt64(text, 0, text.length), value.toString());
     assert.deepEqual(parsedHash(), [bytes.readUInt32BE(0), bytes.readUInt32BE(4)], value.toString());
   };
-  const edges = [0n, -0n, 1n, -1n, 2n ** 32n, -(2n ** 32n), 2n ** 32n + 1n, 2n ** 32n - 1n, 2n ** 63n - 1n, -(2n ** 63n)];
+  const edges = [
+    0n,
+    -0n,
+    1n,
+    -1n,
+    2n ** 32n,
+    -(2n ** 32n),
+    2n ** 32n + 1n,
+    2n ** 32n - 1n,
+    2n ** 63n - 1n,
+    -(2n ** 63n),
+  ];
   // Around the 15-digit split, where the parse changes method.
   for (const digits of [14, 15, 16, 17, 18, 19]) {
     const power = 10n ** BigInt(digits - 1);

@@ -425,6 +425,8 @@ function build(): void {
     cwd: root,
     stdio: "inherit",
   });
+  // The second half of `npm run build`: the bundle bin/groupsync.js runs (scripts/bundle.mjs).
+  execFileSync(process.execPath, [join(root, "scripts", "bundle.mjs")], { cwd: root, stdio: "inherit" });
 }
 
 async function main(): Promise<void> {

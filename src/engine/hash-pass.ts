@@ -319,19 +319,8 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     take(company, companyStart, companyEnd, group, groupStart, groupEnd, high, low, isMapped);
     return undefined;
   };
-  const takeAfter = (
-    wait: Promise<void>,
-    company: Buffer,
-    companyStart: number,
-    companyEnd: number,
-    group: Buffer,
-    groupStart: number,
-    groupEnd: number,
-    high: number,
-    low: number,
-    isMapped: boolean,
-  ): Promise<void> =>
-    wait.then(() => take(company, companyStart, companyEnd, group, groupStart, groupEnd, high, low, isMapped));
+  const takeAfter = (wait: Promise<void>, ...args: Parameters<typeof take>): Promise<void> =>
+    wait.then(() => take(...args));
   const take = (
     company: Buffer,
     companyStart: number,

@@ -162,9 +162,7 @@ class StoredEntry implements SnapshotEntry {
   /** Adds 1 to `counts[i]` for each property `i` set on `entry`, from its bitmap when it was read from a file. */
   static countSet(entry: SnapshotEntry, counts: number[]): void {
     if (entry instanceof StoredEntry && !entry.#hashes) {
-      const raw = entry.#block;
-      const bitmap = entry.#bitmap;
-      for (let i = 0; i < counts.length; i++) if (raw[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
+      countBitmap(entry.#block, entry.#bitmap, counts);
       return;
     }
     const hashes = entry.hashes;
@@ -759,12 +757,12 @@ export function entryAt(block: RecordBlock, i: number): SnapshotEntry {
 
 /** Adds 1 to `counts[p]` for each property `p` set on records `[from, to)` of a block, from their bitmaps. */
 export function countSetInRecords(block: RecordBlock, from: number, to: number, counts: number[]): void {
-  const payload = block.payload;
-  const properties = counts.length;
-  for (let r = from; r < to; r++) {
-    const bitmap = block.bitmap[r]!;
-    for (let i = 0; i < properties; i++) if (payload[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
-  }
+  for (let r = from; r < to; r++) countBitmap(block.payload, block.bitmap[r]!, counts);
+}
+
+/** Adds 1 to `counts[i]` for each bit `i` set in the bitmap at `bytes[bitmap]` (one record's set properties). */
+function countBitmap(bytes: Buffer, bitmap: number, counts: number[]): void {
+  for (let i = 0; i < counts.length; i++) if (bytes[bitmap + (i >> 3)]! & (1 << (i & 7))) counts[i]!++;
 }
 
 /** Adds 1 to `counts[i]` for each property `i` set on `entry` (without decoding an entry read from a file). */

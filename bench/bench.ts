@@ -233,10 +233,13 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
     };
 
     const copy = `COPY (SELECT ${COLUMNS.join(", ")} FROM ${TABLE} ORDER BY group_id) TO STDOUT`;
-    const baselineRun = () => measure(PSQL, ["-X", "-q", databaseUrl, "-c", copy], { discardStdout: true });
+    const baselineRun = async () => {
+      const run = await measure(PSQL, ["-X", "-q", databaseUrl, "-c", copy], { discardStdout: true });
+      if (run.code !== 0) throw new Error(`psql failed (${run.code}): ${run.stderr}`);
+      return run;
+    };
     await baselineRun(); // warms the cache, as the syncs that follow find it
     const baseline = await baselineRun();
-    if (baseline.code !== 0) throw new Error(`psql failed (${baseline.code}): ${baseline.stderr}`);
     log(`(a) baseline ${(baseline.wallMs / 1000).toFixed(2)} s`);
 
     const phases: PhaseResult[] = [
@@ -295,19 +298,18 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
       before: () => void,
       check: (run: PhaseResult) => void,
     ) => {
-      const runs: PhaseResult[] = [];
+      const runs: { run: PhaseResult; baselineMs: number }[] = [];
       for (let i = 0; i < options.repeat; i++) {
         before();
-        const paired = await baselineRun();
-        if (paired.code !== 0) throw new Error(`psql failed (${paired.code}): ${paired.stderr}`);
-        const run = await runPhase(id, label, args, paired.wallMs);
+        const { wallMs: baselineMs } = await baselineRun();
+        const run = await runPhase(id, label, args, baselineMs);
         check(run);
-        runs.push(run);
+        runs.push({ run, baselineMs });
       }
-      const median = [...runs].sort((x, y) => x.ratio - y.ratio)[Math.floor((runs.length - 1) / 2)]!;
+      const median = [...runs].sort((x, y) => x.run.ratio - y.run.ratio)[Math.floor((runs.length - 1) / 2)]!;
       const result: PhaseResult = {
-        ...median,
-        repetitions: runs.map((run) => ({ wallMs: run.wallMs, baselineMs: run.wallMs / run.ratio, ratio: run.ratio })),
+        ...median.run,
+        repetitions: runs.map(({ run, baselineMs }) => ({ wallMs: run.wallMs, baselineMs, ratio: run.ratio })),
       };
       phases.push(result);
       return result;
@@ -421,12 +423,7 @@ async function benchState(entries: number): Promise<StateResult> {
  */
 function build(): void {
   log("compiling to dist/ (npm run build)…");
-  execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], {
-    cwd: root,
-    stdio: "inherit",
-  });
-  // The second half of `npm run build`: the bundle bin/groupsync.js runs (scripts/bundle.mjs).
-  execFileSync(process.execPath, [join(root, "scripts", "bundle.mjs")], { cwd: root, stdio: "inherit" });
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: "inherit" });
 }
 
 async function main(): Promise<void> {

@@ -289,7 +289,10 @@ export class SnapshotWriter {
    */
   add(entry: SnapshotEntry): Promise<void> | undefined {
     const length = StoredEntry.rawLength(entry, this.#shape);
-    if (length < 0) return this.#encode(entry);
+    if (length < 0) {
+      this.#encode(entry);
+      return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
+    }
     if (this.#used + length > this.#block.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + length));
       this.#block.copy(bigger, 0, 0, this.#used);
@@ -324,7 +327,8 @@ export class SnapshotWriter {
     for (let r = from; r < to; r++) await this.add(entryAt(block, r));
   }
 
-  async #encode(entry: SnapshotEntry): Promise<void> {
+  /** Appends an entry to the current block (synchronous: an async function here cost a promise and a frame per entry). */
+  #encode(entry: SnapshotEntry): void {
     // An ASCII Group ID (the usual case) is written character by character below: no Buffer per entry.
     const ascii = isAscii(entry.groupId);
     const groupId = ascii ? undefined : Buffer.from(entry.groupId, "utf8");
@@ -386,7 +390,6 @@ export class SnapshotWriter {
     this.#used = o;
     this.#blockRecords++;
     this.#total++;
-    if (this.#used >= BLOCK_TARGET) await this.#flushBlock();
   }
 
   async #flushBlock(): Promise<void> {

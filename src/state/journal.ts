@@ -22,6 +22,8 @@ export class Journal {
   #writer: SnapshotWriter | undefined;
   #last: GroupKey | undefined;
   #chain: Promise<unknown> = Promise.resolve();
+  /** Tasks in the chain not settled yet: a record may skip the chain only when there are none. */
+  #queued = 0;
   readonly #files: string[] = [];
 
   constructor(dir: string, id: string, header: SnapshotHeader) {
@@ -31,35 +33,53 @@ export class Journal {
   }
 
   #serial<T>(task: () => Promise<T>): Promise<T> {
+    this.#queued++;
     const next = this.#chain.then(task);
-    this.#chain = next.catch(() => undefined);
+    this.#chain = next.then(
+      () => void this.#queued--,
+      () => void this.#queued--,
+    );
     return next;
   }
 
   /**
    * Records that `key` is about to be changed: `touched` are property indexes whose value becomes unknown until
    * acknowledged, or "all" (a delete); `items`, by property index, JSON arrays of list items that may be added.
-   * Consecutive calls for the same key are merged.
+   * Repeated keys are merged when a journal is folded in (recover.ts). Returns a promise only when the record had to wait (a file to create, a block to write, an earlier task): most
+   * records are appended to the current block at once, with no promise per group.
    */
-  record(key: GroupKey, touched: readonly number[] | "all", items?: (string | null)[]): Promise<void> {
+  record(key: GroupKey, touched: readonly number[] | "all", items?: (string | null)[]): Promise<void> | undefined {
+    if (this.#writer && this.#queued === 0) {
+      const wait = this.#add(this.#writer, key, touched, items);
+      return wait && this.#serial(() => wait);
+    }
     return this.#serial(async () => {
       if (!this.#writer) {
         const file = join(this.#dir, `${JOURNAL_PREFIX}${this.#id}-${this.#section}.bin`);
         this.#files.push(file);
         this.#writer = await SnapshotWriter.create(file, this.#header);
       }
-      const hashes: (string | null)[] = new Array(this.#header.properties.length).fill(null);
-      if (touched === "all") hashes.fill(UNKNOWN_HASH);
-      else for (const index of touched) hashes[index] = UNKNOWN_HASH;
-      this.#last = key;
-      // `items`: list items the operations may add (`op: union`); recovery records them so a later run can remove them.
-      await this.#writer.add({
-        companyId: key.companyId,
-        groupId: key.groupId,
-        rowHash: UNKNOWN_HASH,
-        hashes,
-        ...(items ? { items } : {}),
-      });
+      await this.#add(this.#writer, key, touched, items);
+    });
+  }
+
+  #add(
+    writer: SnapshotWriter,
+    key: GroupKey,
+    touched: readonly number[] | "all",
+    items: (string | null)[] | undefined,
+  ): Promise<void> | undefined {
+    const hashes: (string | null)[] = new Array(this.#header.properties.length).fill(null);
+    if (touched === "all") hashes.fill(UNKNOWN_HASH);
+    else for (const index of touched) hashes[index] = UNKNOWN_HASH;
+    this.#last = key;
+    // `items`: list items the operations may add (`op: union`); recovery records them so a later run can remove them.
+    return writer.add({
+      companyId: key.companyId,
+      groupId: key.groupId,
+      rowHash: UNKNOWN_HASH,
+      hashes,
+      ...(items ? { items } : {}),
     });
   }
 

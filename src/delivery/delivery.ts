@@ -111,15 +111,20 @@ export class Delivery {
   }
 
   /**
-   * Encodes and buffers one operation; sends a batch when it is full. Resolves once buffered; waits (backpressure)
-   * while `destination.limits.concurrency` batches are in flight and another is full. `onResult` is called exactly
-   * once per operation, when its fate is known. After a stop it calls `onResult({ ok: false })` and throws.
+   * Encodes and buffers one operation; sends a batch when it is full. Returns a promise only when it sent one (it
+   * resolves once the batch is under way: it waits, as backpressure, while `destination.limits.concurrency` batches
+   * are in flight), so buffering an operation costs no promise. `onResult` is called exactly once per operation,
+   * when its fate is known. After a stop it calls `onResult({ ok: false })` and returns a rejected promise.
    */
-  async enqueue(operation: GroupOperation, onResult: (result: OperationResult) => void): Promise<void> {
-    this.#checkSignal();
+  enqueue(operation: GroupOperation, onResult: (result: OperationResult) => void): Promise<void> | undefined {
+    try {
+      this.#checkSignal();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#stopped) {
       this.#report(onResult, { ok: false, rejected: false, reason: this.#unsentReason() });
-      throw this.#stopError;
+      return Promise.reject(this.#stopError);
     }
     this.stats.operations++;
     const skip = this.skipped.check(this.#destination, operation);
@@ -131,7 +136,7 @@ export class Delivery {
         );
       }
       this.#report(onResult, { ok: false, rejected: false, skipped: true, reason: skip.reason });
-      return;
+      return undefined;
     }
     this.#warnLongStrings(operation);
     let encoded: EncodedOperation;
@@ -140,16 +145,21 @@ export class Delivery {
     } catch (error) {
       this.stats.rejected++;
       this.#report(onResult, { ok: false, rejected: true, reason: `could not be encoded: ${message(error)}` });
-      return;
+      return undefined;
     }
     const item: Item = { encoded, bytes: encoded.bytes, onResult, settled: false };
     const tooLarge = oversizeReason(encoded.bytes, this.#destination.limits);
     if (tooLarge) {
       this.#reject(item, tooLarge);
-      return;
+      return undefined;
     }
     this.#unsettled.add(item);
-    for (const batch of this.#batcher.add(item)) await this.#dispatch(batch);
+    const ready = this.#batcher.add(item);
+    return ready.length === 0 ? undefined : this.#dispatchAll(ready);
+  }
+
+  async #dispatchAll(batches: readonly Item[][]): Promise<void> {
+    for (const batch of batches) await this.#dispatch(batch);
   }
 
   /**

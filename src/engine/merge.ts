@@ -92,6 +92,18 @@ type Operation = {
   maybeItems?: ReadonlyMap<number, readonly ListItem[]>;
 };
 
+/** One group's operations on their way: what their outcomes so far say. */
+interface Sending {
+  readonly slot: Slot;
+  /** The group was in the previous snapshot. */
+  readonly existed: boolean;
+  /** The property indexes the operations change. */
+  readonly touched: readonly number[];
+  acknowledged: boolean;
+  failed: boolean;
+  skipped: boolean;
+}
+
 /** The change of one `op: union` list: items recorded before, items to add and to remove. */
 interface ListChange {
   readonly index: number;
@@ -196,16 +208,38 @@ export class Merge {
     });
   }
 
-  /** Diffs one source group against the snapshot and sends what changed. */
-  async group({ key, cells, copies, carry, hash: read, run }: SourceGroup): Promise<void> {
-    const o = this.#o;
-    const summary = o.summary;
+  /**
+   * Diffs one source group against the snapshot and sends what changed. Returns a promise only when it had to wait
+   * (the next block of the snapshot, a delete candidate to spill, a batch to send): most groups cost no promise.
+   */
+  group(group: SourceGroup): Promise<void> | undefined {
+    // The snapshot's entries up to the group's key, while they are in memory and need no wait.
+    const key = group.key;
+    for (;;) {
+      const next = this.#previous.peekNow();
+      if (next === undefined) return this.#groupAfterWait(group);
+      if (next === null) return this.#diff(group, undefined);
+      const order = compareKeys(next, key);
+      if (order > 0) return this.#diff(group, undefined);
+      if (order === 0) {
+        this.#previous.skip();
+        return this.#diff(group, next);
+      }
+      // A delete candidate is spilled to a file (a wait): the rest of the way goes through `#groupAfterWait`.
+      if (this.#o.mirror && this.#o.covers(next)) return this.#groupAfterWait(group);
+      this.#previous.skip();
+      this.#carryPrevious(next);
+    }
+  }
+
+  /** `group`, when reaching its key in the snapshot means waiting. */
+  async #groupAfterWait(group: SourceGroup): Promise<void> {
     let previous: SnapshotEntry | undefined;
     for (;;) {
       const now = this.#previous.peekNow();
       const next = now === undefined ? await this.#previous.peek() : now;
       if (!next) break;
-      const order = compareKeys(next, key);
+      const order = compareKeys(next, group.key);
       if (order > 0) break;
       this.#previous.skip();
       if (order === 0) {
@@ -214,20 +248,30 @@ export class Merge {
       }
       await this.#absent(next);
     }
+    await this.#diff(group, previous);
+  }
+
+  /** The group against its previous entry (if any). */
+  #diff(
+    { key, cells, copies, carry, hash: read, run }: SourceGroup,
+    previous: SnapshotEntry | undefined,
+  ): Promise<void> | undefined {
+    const o = this.#o;
+    const summary = o.summary;
     if (carry) {
       // A hashed read found the row unchanged (or gone before it could be fetched): the destination holds the entry.
       if (previous) this.#carryPrevious(previous);
       if (carry === "unchanged") {
         summary.unchanged++;
-        if (run !== undefined && run > 1) await this.#carryRun(run - 1);
+        if (run !== undefined && run > 1) return this.#carryRun(run - 1);
       }
-      return;
+      return undefined;
     }
     const held = previous ? this.translate(previous) : undefined;
     if (copies > 1) {
       o.rejects.add(formatKey(key), `Group ID seen ${copies} times in this run; Group IDs must be unique`, copies);
       if (held) this.#carry(held);
-      return;
+      return undefined;
     }
     const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
     const diff = diffGroup(held?.hashes, hashes, { setAll: o.sendAll, rules: this.#rules });
@@ -236,7 +280,7 @@ export class Merge {
       summary.unchanged++;
       // The entry as read when nothing about it changed: the snapshot writer copies its bytes.
       if (held) this.#carry(this.#passThrough && previous!.rowHash === hash ? previous! : { ...held, rowHash: hash });
-      return;
+      return undefined;
     }
     // translate() gave `held` arrays of its own, so the new entry takes them over instead of copying them; a refused
     // group (below) carries a fresh translation of its previous entry instead.
@@ -253,16 +297,16 @@ export class Merge {
     if (!planned.ok) {
       o.rejects.add(formatKey(key), planned.reason);
       if (previous) this.#carry(this.translate(previous));
-      return;
+      return undefined;
     }
     const { operations, touched } = planned;
     if (operations.length === 0) {
       // Only hashes moved (a list reordered, a forgotten property): nothing to send.
       summary.unchanged++;
       if (held) this.#carry(entry);
-      return;
+      return undefined;
     }
-    await this.#send({ entry, pending: 0, keep: false }, held !== undefined, touched, operations);
+    return this.#send({ entry, pending: 0, keep: false }, held !== undefined, touched, operations);
   }
 
   /**
@@ -436,54 +480,66 @@ export class Merge {
   /**
    * Sends the operations of one group; its slot records each outcome. `touched` are the property indexes the
    * operations change: journaled before sending, and marked unknown if an operation fails (it may still have
-   * been applied: a timeout after the destination applied it looks the same as a refusal).
+   * been applied: a timeout after the destination applied it looks the same as a refusal). Returns a promise only
+   * when the journal or the sink made it wait.
    */
-  async #send(slot: Slot, existed: boolean, touched: readonly number[], operations: Operation[]): Promise<void> {
+  #send(slot: Slot, existed: boolean, touched: readonly number[], operations: Operation[]): Promise<void> | undefined {
     const o = this.#o;
-    const summary = o.summary;
-    if (o.plan) {
-      // Nothing is acknowledged in a plan, and nothing is written: count what would happen.
-      if (existed) summary.groups_updated++;
-      else summary.groups_created++;
-      for (const { op } of operations) await o.sink.enqueue(op, () => undefined);
-      return;
-    }
-    let acknowledged = false;
-    let failed = false;
-    let skipped = false;
+    if (o.plan) return this.#plan(existed, operations);
     slot.pending = operations.length;
     this.#window.push(slot);
-    await o.journal!.record(slot.entry, touched, journalItems(operations, this.#width));
-    for (const { op, apply, maybe } of operations) {
-      await o.sink.enqueue(op, (result) => {
-        if (result.ok) {
-          apply();
-          acknowledged = true;
-        } else if (result.skipped) {
-          // Never sent: the entry keeps what the destination holds, and its row hash must not claim the row is
-          // in step (a hashed read would then never plan the operation again).
-          skipped = true;
-        } else {
-          failed = true;
-          maybe?.();
-          this.failed(slot.entry, result, slot);
-        }
-        slot.pending--;
-        if (slot.pending > 0) return;
-        if (skipped) slot.entry.rowHash = UNKNOWN_HASH;
-        if (failed) {
-          slot.entry.rowHash = UNKNOWN_HASH;
-          for (const index of touched) slot.entry.hashes[index] = UNKNOWN_HASH;
-        }
-        // A failed operation may have reached the destination: keep the group so it can be corrected later.
-        slot.keep = existed || acknowledged || failed;
-        if (acknowledged) {
-          if (existed) summary.groups_updated++;
-          else summary.groups_created++;
-        }
-        this.#window.notify();
-      });
+    const sending: Sending = { slot, existed, touched, acknowledged: false, failed: false, skipped: false };
+    const recorded = o.journal!.record(slot.entry, touched, journalItems(operations, this.#width));
+    if (recorded) return recorded.then(() => this.#enqueue(sending, operations, 0));
+    return this.#enqueue(sending, operations, 0);
+  }
+
+  /** Nothing is acknowledged in a plan, and nothing is written: counts what would happen. */
+  async #plan(existed: boolean, operations: readonly Operation[]): Promise<void> {
+    if (existed) this.#o.summary.groups_updated++;
+    else this.#o.summary.groups_created++;
+    for (const { op } of operations) await this.#o.sink.enqueue(op, () => undefined);
+  }
+
+  /** Hands `operations` from `from` on to the sink; returns a promise only when the sink made it wait. */
+  #enqueue(sending: Sending, operations: readonly Operation[], from: number): Promise<void> | undefined {
+    for (let i = from; i < operations.length; i++) {
+      const operation = operations[i]!;
+      const wait = this.#o.sink.enqueue(operation.op, (result) => this.#outcome(sending, operation, result));
+      if (wait) return i + 1 < operations.length ? wait.then(() => this.#enqueue(sending, operations, i + 1)) : wait;
     }
+    return undefined;
+  }
+
+  /** Records one operation's outcome; the group's slot settles with its last one. */
+  #outcome(sending: Sending, { apply, maybe }: Operation, result: OperationResult): void {
+    const { slot, touched } = sending;
+    if (result.ok) {
+      apply();
+      sending.acknowledged = true;
+    } else if (result.skipped) {
+      // Never sent: the entry keeps what the destination holds, and its row hash must not claim the row is
+      // in step (a hashed read would then never plan the operation again).
+      sending.skipped = true;
+    } else {
+      sending.failed = true;
+      maybe?.();
+      this.failed(slot.entry, result, slot);
+    }
+    slot.pending--;
+    if (slot.pending > 0) return;
+    if (sending.skipped) slot.entry.rowHash = UNKNOWN_HASH;
+    if (sending.failed) {
+      slot.entry.rowHash = UNKNOWN_HASH;
+      for (const index of touched) slot.entry.hashes[index] = UNKNOWN_HASH;
+    }
+    // A failed operation may have reached the destination: keep the group so it can be corrected later.
+    slot.keep = sending.existed || sending.acknowledged || sending.failed;
+    if (sending.acknowledged) {
+      if (sending.existed) this.#o.summary.groups_updated++;
+      else this.#o.summary.groups_created++;
+    }
+    this.#window.notify();
   }
 
   /** Writes settled groups; pauses (backpressure) while too many wait for acknowledgements. */

@@ -390,7 +390,8 @@ async function execute(
       }
       for await (const groups of reuse ? [] : readPlan.groups) {
         for (let i = 0; i < groups.length; i++) {
-          await merge.group(groups[i]!);
+          const wait = merge.group(groups[i]!);
+          if (wait) await wait;
           // Every few hundred groups, not once a chunk: with a slow destination, one chunk of fetch_size rows can
           // take minutes, and its settled groups should be written (and made durable) as they settle.
           if (i % 256 === 255 || i === groups.length - 1) {

@@ -361,9 +361,10 @@ test("401 stops the run with a DestinationError that says to check the token, ne
     // After the stop, a new operation fails at once and flush keeps throwing.
     let got: OperationResult | undefined;
     await assert.rejects(
-      outcome.delivery.enqueue(set("late", { a: 1 }), (result) => {
-        got = result;
-      }),
+      async () =>
+        outcome.delivery.enqueue(set("late", { a: 1 }), (result) => {
+          got = result;
+        }),
       DestinationError,
     );
     assert.equal(got?.ok, false);

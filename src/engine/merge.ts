@@ -6,7 +6,14 @@
 import type { Delivery, OperationResult } from "../delivery/delivery.js";
 import { SkippedOperations } from "../delivery/skipped.js";
 import type { Destination } from "../destination.js";
-import { diffGroup, type GroupDiff, NO_CHANGE, type PropertyRule, ruleOf } from "../diff/diff-group.js";
+import {
+  type DiffOptions,
+  diffGroup,
+  type GroupDiff,
+  NO_CHANGE,
+  type PropertyRule,
+  ruleOf,
+} from "../diff/diff-group.js";
 import { propertyHash, rowHash } from "../diff/hash.js";
 import type { Layout } from "../diff/layout.js";
 import type { CompiledMapping, ListItem } from "../mapping/mapper.js";
@@ -131,6 +138,8 @@ export class Merge {
   readonly #width: number;
   /** Each layout property's rule (op, nulls), from its definition. */
   readonly #rules: readonly PropertyRule[];
+  /** How every group is diffed (one object for the run). */
+  readonly #diffOptions: DiffOptions;
   /** Which properties keep their items in the snapshot: `op: union` without `keep_removed`. */
   readonly #recordsItems: readonly boolean[];
 
@@ -149,6 +158,7 @@ export class Merge {
     this.#width = options.layout.properties.length;
     this.#rules = options.layout.properties.map((property) => ruleOf(property.definition));
     this.#recordsItems = this.#rules.map((rule) => rule.op === "union" && !rule.keepRemoved);
+    this.#diffOptions = { setAll: options.sendAll, rules: this.#rules };
   }
 
   /** A previous entry in this run's layout. */
@@ -274,7 +284,7 @@ export class Merge {
       return undefined;
     }
     const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
-    const diff = diffGroup(held?.hashes, hashes, { setAll: o.sendAll, rules: this.#rules });
+    const diff = diffGroup(held?.hashes, hashes, this.#diffOptions);
     const hash = read ?? (o.hashInRows ? UNKNOWN_HASH : (o.rowHash ?? rowHash)(this.#hashed(cells)));
     if (diff === NO_CHANGE) {
       summary.unchanged++;

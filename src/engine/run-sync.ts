@@ -323,12 +323,16 @@ async function execute(
         });
     const sink: OperationSink = planSink ?? (delivery as OperationSink);
 
-    const ref = (key: GroupKey): GroupRef => ({
-      groupKey: mapping.groupKey,
-      groupId: key.groupId,
-      ...(hierarchical ? { companyId: key.companyId } : {}),
-      ...(key.userId !== undefined ? { userId: key.userId } : {}),
-    });
+    // Member by member, not with spreads: one object per group sent, and nothing else.
+    const ref = (key: GroupKey): GroupRef => {
+      const made: { -readonly [K in keyof GroupRef]: GroupRef[K] } = {
+        groupKey: mapping.groupKey,
+        groupId: key.groupId,
+      };
+      if (hierarchical) made.companyId = key.companyId;
+      if (key.userId !== undefined) made.userId = key.userId;
+      return made;
+    };
     const merge = new Merge(
       {
         plan,

@@ -394,14 +394,24 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
           types: TEXT_TYPES,
         }),
       );
+      // One chunk ahead: the next chunk is asked for before this one is handed over, so the server produces it while
+      // the engine works (a cursor read is a round trip, and the server would otherwise idle meanwhile). Two chunks
+      // at most are in memory.
+      let next: Promise<unknown[]> | undefined = cursor.read(batchSize);
       for (;;) {
-        const fetching = cursor.read(batchSize);
-        const rows = await untilAborted(fetching, signal).catch((error: unknown) => {
+        const fetching: Promise<unknown[]> = next ?? cursor.read(batchSize);
+        next = undefined;
+        const rows: unknown[] = await untilAborted(fetching, signal).catch((error: unknown) => {
           if (signal?.aborted && error === signal.reason) abortedFetch = fetching;
           else cursorFailed = true;
           throw error;
         });
         if (rows.length === 0) break;
+        if (rows.length === batchSize) {
+          next = cursor.read(batchSize);
+          // Awaited in the next turn; a failure while the consumer works is seen there (or, after a stop, ignored).
+          next.catch(() => undefined);
+        }
         yield rows as RawRow[];
         signal?.throwIfAborted();
       }

@@ -90,15 +90,24 @@ export function columnOf(fieldName: string, row: PgTypeRow | undefined, oid: num
 
 /** Array text → nested JS arrays whose elements are coerced like scalars of the element kind. */
 export function decodeArray(text: string, delimiter: string, element: SourceColumn): unknown[] {
-  const convert = (items: ArrayText): unknown[] =>
-    items.map((item) => {
-      if (item === null) return null;
-      if (Array.isArray(item)) return convert(item);
-      const value = coerceValue(item, element);
-      if (!value.ok) throw new Error(`element ${value.reason}`);
-      return value.value;
-    });
-  return convert(parseArrayText(text, delimiter));
+  return convertItems(parseArrayText(text, delimiter), element);
+}
+
+/** Coerces parsed array items in place (the parsed array is the caller's own). */
+function convertItems(items: ArrayText, element: SourceColumn): unknown[] {
+  const values = items as unknown[];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] ?? null;
+    if (item === null) continue;
+    if (Array.isArray(item)) {
+      values[i] = convertItems(item, element);
+      continue;
+    }
+    const value = coerceValue(item, element);
+    if (!value.ok) throw new Error(`element ${value.reason}`);
+    values[i] = value.value;
+  }
+  return values;
 }
 
 /** Built-in types whose hash function sees every bit of the value, and whose equal values print alike. */

@@ -76,6 +76,9 @@ test("parseArrayText reads PostgreSQL's array output", () => {
     ["{a\\,b}", ["a,b"]],
     ["{\\NULL}", ["NULL"]],
     ["{€,😀}", ["€", "😀"]],
+    // Plain elements are sliced; an escape anywhere takes the character-by-character path.
+    ['{"a",b c ,"d\\"e",nULl,NULLS}', ["a", "b c", 'd"e', null, "NULLS"]],
+    ["{a\\ ,\\ b}", ["a ", " b"]],
   ];
   for (const [text, want] of cases) assert.deepEqual(parseArrayText(text), want, text);
   assert.deepEqual(parseArrayText("{(1,1),(0,0);(2,2),(1,1)}", ";"), ["(1,1),(0,0)", "(2,2),(1,1)"]);

@@ -47,6 +47,8 @@ function cannot(text: string, column: SourceColumn, as: string, hint?: string): 
 /** Deeper JSON is refused: rendering it would exhaust the stack, and no analytics tool can show it. */
 export const MAX_JSON_DEPTH = 100;
 const LONE_SURROGATE = /\p{Cs}/u;
+/** Any surrogate code unit, paired or not: a cheap first test (most strings have none, and skip the Unicode one). */
+const ANY_SURROGATE = /[\ud800-\udfff]/;
 
 /**
  * The value to send for one cell, or a refusal with a reason. Whatever the path, the value is plain JSON with finite
@@ -188,7 +190,7 @@ function checked(value: unknown, text: string, column: SourceColumn, as: string)
 function jsonProblem(value: unknown, depth = 0): string | undefined {
   switch (typeof value) {
     case "string":
-      return LONE_SURROGATE.test(value)
+      return ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value)
         ? "a string holds a lone surrogate (invalid Unicode that UTF-8 cannot carry)"
         : undefined;
     case "boolean":
@@ -209,8 +211,9 @@ function jsonProblem(value: unknown, depth = 0): string | undefined {
       if (prototype !== Object.prototype && prototype !== null) {
         return `${(value as object).constructor?.name ?? "an object"} is not a JSON value`;
       }
-      for (const item of Object.values(value)) {
-        const problem = jsonProblem(item, depth + 1);
+      // for-in, not Object.values: no array per object (the prototype is Object.prototype or null, checked above).
+      for (const key in value) {
+        const problem = jsonProblem((value as Record<string, unknown>)[key], depth + 1);
         if (problem !== undefined) return problem;
       }
       return undefined;

@@ -412,7 +412,11 @@ export async function runHashPass(o: HashPassOptions): Promise<HashPassResult> {
     }
     if (have) await settle();
     await endRun();
-    if (await load()) missing++;
+    // The entries after the last source row's key: no row matched them either.
+    while (await load()) {
+      missing += block!.count - at;
+      at = block!.count;
+    }
   } finally {
     await blocks.return?.(undefined);
   }

@@ -234,6 +234,10 @@ test("an unchanged table is one run of unchanged keys; a change, a new key, a mi
   ];
   const some = await pass({ hierarchical: false, rows: changed, snapshot: entries }, text(changed));
   assert.deepEqual(some.result, { rows: 4, groups: 4, changed: 2, rejected: 0, missing: 1 });
+  // Entries after the last row's key are each counted (it counted one of them, however many there were).
+  const first = rows.slice(0, 1);
+  const shrunk = await pass({ hierarchical: false, rows: first, snapshot: entries }, text(first));
+  assert.deepEqual(shrunk.result, { rows: 1, groups: 1, changed: 0, rejected: 0, missing: 3 });
   assert.deepEqual(
     some.records.map((record) => [record.flag, record.copies, record.a]),
     [

@@ -283,7 +283,11 @@ export class Merge {
       if (held) this.#carry(held);
       return undefined;
     }
-    const hashes = cells.map((cell) => (cell === null ? null : propertyHash(cell)));
+    const hashes: (string | null)[] = new Array(cells.length);
+    for (let i = 0; i < cells.length; i++) {
+      const cell = cells[i] ?? null;
+      hashes[i] = cell === null ? null : propertyHash(cell);
+    }
     const diff = diffGroup(held?.hashes, hashes, this.#diffOptions);
     const hash = read ?? (o.hashInRows ? UNKNOWN_HASH : (o.rowHash ?? rowHash)(this.#hashed(cells)));
     if (diff === NO_CHANGE) {
@@ -295,14 +299,9 @@ export class Merge {
     // translate() gave `held` arrays of its own, so the new entry takes them over instead of copying them; a refused
     // group (below) carries a fresh translation of its previous entry instead.
     const entry: SnapshotEntry = held
-      ? {
-          companyId: held.companyId,
-          groupId: held.groupId,
-          rowHash: hash,
-          hashes: held.hashes,
-          ...(held.items ? { items: held.items } : {}),
-        }
+      ? { companyId: held.companyId, groupId: held.groupId, rowHash: hash, hashes: held.hashes }
       : { companyId: key.companyId, groupId: key.groupId, rowHash: hash, hashes: new Array(this.#width).fill(null) };
+    if (held?.items) entry.items = held.items;
     const planned = this.#operations(key, cells, hashes, diff, entry);
     if (!planned.ok) {
       o.rejects.add(formatKey(key), planned.reason);

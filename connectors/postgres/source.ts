@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL source. Every value comes back as the server's own text (no type parsing), rendered under fixed
  * session settings, because the engine hashes that text and PostgreSQL must be able to compute the same hash later.
- * Reads stream through a cursor inside a READ ONLY transaction, one chunk in memory at a time.
+ * Reads stream through a cursor inside a READ ONLY transaction, fetching one chunk ahead: two chunks in memory at most.
  */
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";

@@ -195,12 +195,15 @@ export class Merge {
     this.#carry(this.#passThrough ? entry : this.translate(entry));
   }
 
-  /** A previous entry the read did not return. */
-  async #absent(entry: SnapshotEntry): Promise<void> {
+  /** A previous entry the read did not return. Returns a promise only when it spills a delete candidate. */
+  #absent(entry: SnapshotEntry): Promise<void> | undefined {
     const o = this.#o;
-    if (!o.mirror || !o.covers(entry)) return this.#carryPrevious(entry);
+    if (!o.mirror || !o.covers(entry)) {
+      this.#carryPrevious(entry);
+      return undefined;
+    }
     o.summary.delete_candidates++;
-    await o.spill(this.translate(entry));
+    return o.spill(this.translate(entry));
   }
 
   /** Carries the next `count` snapshot entries, which a hashed read matched to unchanged rows in order. */
@@ -223,42 +226,19 @@ export class Merge {
    * (the next block of the snapshot, a delete candidate to spill, a batch to send): most groups cost no promise.
    */
   group(group: SourceGroup): Promise<void> | undefined {
-    // The snapshot's entries up to the group's key, while they are in memory and need no wait.
+    // The snapshot's entries up to the group's key; after a wait, the walk resumes where it stopped.
     const key = group.key;
     for (;;) {
       const next = this.#previous.peekNow();
-      if (next === undefined) return this.#groupAfterWait(group);
+      if (next === undefined) return this.#previous.peek().then(() => this.group(group));
       if (next === null) return this.#diff(group, undefined);
       const order = compareKeys(next, key);
       if (order > 0) return this.#diff(group, undefined);
-      if (order === 0) {
-        this.#previous.skip();
-        return this.#diff(group, next);
-      }
-      // A delete candidate is spilled to a file (a wait): the rest of the way goes through `#groupAfterWait`.
-      if (this.#o.mirror && this.#o.covers(next)) return this.#groupAfterWait(group);
       this.#previous.skip();
-      this.#carryPrevious(next);
+      if (order === 0) return this.#diff(group, next);
+      const spilled = this.#absent(next);
+      if (spilled) return spilled.then(() => this.group(group));
     }
-  }
-
-  /** `group`, when reaching its key in the snapshot means waiting. */
-  async #groupAfterWait(group: SourceGroup): Promise<void> {
-    let previous: SnapshotEntry | undefined;
-    for (;;) {
-      const now = this.#previous.peekNow();
-      const next = now === undefined ? await this.#previous.peek() : now;
-      if (!next) break;
-      const order = compareKeys(next, group.key);
-      if (order > 0) break;
-      this.#previous.skip();
-      if (order === 0) {
-        previous = next;
-        break;
-      }
-      await this.#absent(next);
-    }
-    await this.#diff(group, previous);
   }
 
   /** The group against its previous entry (if any). */

@@ -291,16 +291,12 @@ export class SnapshotWriter {
     const length = StoredEntry.rawLength(entry, this.#shape);
     if (length < 0) {
       this.#encode(entry);
-      return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
+    } else {
+      this.#reserve(length);
+      this.#used += StoredEntry.copyRaw(entry as StoredEntry, this.#block, this.#used);
+      this.#blockRecords++;
+      this.#total++;
     }
-    if (this.#used + length > this.#block.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + length));
-      this.#block.copy(bigger, 0, 0, this.#used);
-      this.#block = bigger;
-    }
-    this.#used += StoredEntry.copyRaw(entry as StoredEntry, this.#block, this.#used);
-    this.#blockRecords++;
-    this.#total++;
     return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
   }
 
@@ -312,15 +308,19 @@ export class SnapshotWriter {
     if (block.shape.key !== this.#shape.key) return this.#addEach(block, from, to);
     const begin = block.start[from]!;
     const end = block.start[to]!;
-    if (this.#used + (end - begin) > this.#block.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + (end - begin)));
-      this.#block.copy(bigger, 0, 0, this.#used);
-      this.#block = bigger;
-    }
+    this.#reserve(end - begin);
     this.#used += block.payload.copy(this.#block, this.#used, begin, end);
     this.#blockRecords += to - from;
     this.#total += to - from;
     return this.#used >= BLOCK_TARGET ? this.#flushBlock() : undefined;
+  }
+
+  /** Makes room for `bytes` more in the current block (it grows past BLOCK_TARGET for a large entry). */
+  #reserve(bytes: number): void {
+    if (this.#used + bytes <= this.#block.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + bytes));
+    this.#block.copy(bigger, 0, 0, this.#used);
+    this.#block = bigger;
   }
 
   async #addEach(block: RecordBlock, from: number, to: number): Promise<void> {
@@ -358,11 +358,7 @@ export class SnapshotWriter {
       bitmapBytes +
       set * HASH_BYTES +
       listBytes;
-    if (this.#used + size > this.#block.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.#block.length * 2, this.#used + size));
-      this.#block.copy(bigger, 0, 0, this.#used);
-      this.#block = bigger;
-    }
+    this.#reserve(size);
     const b = this.#block;
     let o = writeVarint(b, this.#used, groupIdLength);
     if (groupId) o += groupId.copy(b, o);

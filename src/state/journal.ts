@@ -45,8 +45,9 @@ export class Journal {
   /**
    * Records that `key` is about to be changed: `touched` are property indexes whose value becomes unknown until
    * acknowledged, or "all" (a delete); `items`, by property index, JSON arrays of list items that may be added.
-   * Repeated keys are merged when a journal is folded in (recover.ts). Returns a promise only when the record had to wait (a file to create, a block to write, an earlier task): most
-   * records are appended to the current block at once, with no promise per group.
+   * Repeated keys are merged when a journal is folded in (recover.ts). Returns a promise only when the record had to
+   * wait (a file to create, a block to write, an earlier task): most records are appended to the current block at
+   * once, with no promise per group.
    */
   record(key: GroupKey, touched: readonly number[] | "all", items?: (string | null)[]): Promise<void> | undefined {
     if (this.#writer && this.#queued === 0) {

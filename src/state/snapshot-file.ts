@@ -327,7 +327,7 @@ export class SnapshotWriter {
     for (let r = from; r < to; r++) await this.add(entryAt(block, r));
   }
 
-  /** Appends an entry to the current block (synchronous: an async function here cost a promise and a frame per entry). */
+  /** Appends an entry to the current block (synchronous: an async function cost a promise and a frame per entry). */
   #encode(entry: SnapshotEntry): void {
     // An ASCII Group ID (the usual case) is written character by character below: no Buffer per entry.
     const ascii = isAscii(entry.groupId);

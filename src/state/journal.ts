@@ -50,10 +50,8 @@ export class Journal {
    * once, with no promise per group.
    */
   record(key: GroupKey, touched: readonly number[] | "all", items?: (string | null)[]): Promise<void> | undefined {
-    if (this.#writer && this.#queued === 0) {
-      const wait = this.#add(this.#writer, key, touched, items);
-      return wait && this.#serial(() => wait);
-    }
+    // The writer takes entries while it writes or fsyncs earlier ones: a record never waits for `durable()`.
+    if (this.#writer && this.#queued === 0) return this.#add(this.#writer, key, touched, items);
     return this.#serial(async () => {
       if (!this.#writer) {
         const file = join(this.#dir, `${JOURNAL_PREFIX}${this.#id}-${this.#section}.bin`);
@@ -98,8 +96,12 @@ export class Journal {
     });
   }
 
-  /** Makes everything recorded so far durable; called before each batch is sent. */
+  /**
+   * Makes everything recorded so far durable; called before each batch is sent. Not queued behind other calls: the
+   * writer shares one fsync among the batches that ask while one is under way, and records go on meanwhile.
+   */
   durable(): Promise<void> {
+    if (this.#queued === 0) return this.#writer ? this.#writer.durable() : Promise.resolve();
     return this.#serial(async () => {
       await this.#writer?.durable();
     });

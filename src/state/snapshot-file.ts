@@ -228,6 +228,12 @@ function writeLatin1(target: Buffer, at: number, text: string, max: number): num
   return at + count;
 }
 
+/** A caller of `SnapshotWriter.durable()`, until its fsync is done. */
+interface SyncWaiter {
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /** Writes a snapshot file. Entries must be added in key order. */
 export class SnapshotWriter {
   #file: FileHandle;
@@ -236,6 +242,14 @@ export class SnapshotWriter {
   #used = 0;
   #blockRecords = 0;
   #total = 0;
+  /** Sealed blocks (length, count, checksum and payload) not written yet, in file order. */
+  #sealed: Buffer[] = [];
+  /** Callers of `durable()` waiting for the next fsync. */
+  #syncWaiters: SyncWaiter[] = [];
+  /** The loop writing sealed blocks and fsyncing, while it runs. */
+  #pump: Promise<void> | undefined;
+  /** Why a write failed: the writer is closed, and every later call fails with it. */
+  #failure: unknown;
   readonly #properties: number;
   readonly #hierarchical: boolean;
   readonly #shape: Shape;
@@ -284,8 +298,9 @@ export class SnapshotWriter {
   }
 
   /**
-   * Adds one entry; writes a block to disk when the current one is full. Returns a promise only then (an entry read
-   * from a file with this record shape is copied as bytes, without a promise per entry).
+   * Adds one entry; seals the block when it is full and returns a promise that resolves once the sealed blocks are
+   * written (backpressure), only then (an entry read from a file with this record shape is copied as bytes, without a
+   * promise per entry). Adding while earlier blocks are being written or synced is safe: entries go to a new block.
    */
   add(entry: SnapshotEntry): Promise<void> | undefined {
     const length = StoredEntry.rawLength(entry, this.#shape);
@@ -388,21 +403,85 @@ export class SnapshotWriter {
     this.#total++;
   }
 
+  /** Seals the current block and waits until every sealed block is written. */
   async #flushBlock(): Promise<void> {
+    this.#seal();
+    await this.#kick();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Moves the current block's records, framed, to the blocks to write, and starts an empty block at once: a copy of
+   * the payload, so that entries added while it is written (or synced) never touch the bytes in flight.
+   */
+  #seal(): void {
     if (this.#blockRecords === 0) return;
     const payload = this.#block.subarray(0, this.#used);
-    const head = Buffer.allocUnsafe(8);
-    head.writeUInt32LE(payload.length, 0);
-    head.writeUInt32LE(this.#blockRecords, 4);
-    await this.#io(() => this.#file.writev([head, checksum(payload, false), payload]));
+    const framed = Buffer.allocUnsafe(8 + 16 + payload.length);
+    framed.writeUInt32LE(payload.length, 0);
+    framed.writeUInt32LE(this.#blockRecords, 4);
+    // The checksum field of format 3: CRC-32, then 12 zero bytes (`checksum`).
+    framed.writeUInt32LE(crc32(payload), 8);
+    framed.fill(0, 12, 24);
+    payload.copy(framed, 24);
+    this.#sealed.push(framed);
     this.#used = 0;
     this.#blockRecords = 0;
   }
 
-  /** Writes the entries added so far as a block and fsyncs, so they survive a crash (used by the journal). */
-  async durable(): Promise<void> {
-    await this.#flushBlock();
-    await this.#io(() => this.#file.sync());
+  /** Starts the write loop unless it runs; resolves when it has nothing left to do. */
+  #kick(): Promise<void> {
+    this.#pump ??= this.#writeLoop().finally(() => {
+      this.#pump = undefined;
+    });
+    return this.#pump;
+  }
+
+  /**
+   * Writes the sealed blocks in order, then fsyncs for the callers of `durable()` waiting at that moment: callers
+   * that come while a write or an fsync is under way share the next one (group commit). Never rejects: a failure
+   * is kept in `#failure` and given to every waiter.
+   */
+  async #writeLoop(): Promise<void> {
+    // The callers this loop's fsync answers; callers that come meanwhile wait in #syncWaiters for the next one.
+    let syncing: SyncWaiter[] = [];
+    try {
+      while (this.#failure === undefined && (this.#sealed.length > 0 || this.#syncWaiters.length > 0)) {
+        if (this.#sealed.length > 0) {
+          const blocks = this.#sealed;
+          this.#sealed = [];
+          await this.#io(() => this.#file.writev(blocks));
+        } else {
+          // Every block sealed before these callers asked is written: one fsync covers them all.
+          syncing = this.#syncWaiters;
+          this.#syncWaiters = [];
+          await this.#io(() => this.#file.sync());
+          for (const waiter of syncing) waiter.resolve();
+          syncing = [];
+        }
+      }
+    } catch (error) {
+      this.#failure = error;
+    }
+    if (this.#failure !== undefined) {
+      this.#sealed = [];
+      const waiters = [...syncing, ...this.#syncWaiters];
+      this.#syncWaiters = [];
+      for (const waiter of waiters) waiter.reject(this.#failure);
+    }
+  }
+
+  /**
+   * Makes the entries added so far durable (written and fsynced), so they survive a crash (the journal, before each
+   * batch is sent). Entries can be added meanwhile; concurrent callers share an fsync.
+   */
+  durable(): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    this.#seal();
+    return new Promise<void>((resolve, reject) => {
+      this.#syncWaiters.push({ resolve, reject });
+      void this.#kick();
+    });
   }
 
   /** Writes the last block and the footer, and makes the file durable (fsync). */
@@ -418,8 +497,9 @@ export class SnapshotWriter {
     await this.#file.close();
   }
 
-  /** Closes without finishing (the caller removes the file). */
+  /** Closes without finishing (the caller removes the file), once blocks being written are. */
   async abandon(): Promise<void> {
+    await this.#pump;
     await this.#file.close().catch(() => undefined);
   }
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { StateError } from "../../src/errors.js";
 import { plainEntry, readSnapshot, type SnapshotEntry, SnapshotWriter } from "../../src/state/snapshot-file.js";
+import { slowSync, turns, until } from "../helpers/slow-sync.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gs-snap-"));
 const h = (s: string) => s.padEnd(8, "_").slice(0, 8);
@@ -193,4 +194,68 @@ test("format 1 files (before item lists) are still read", async () => {
     { companyId: "", groupId: "a", rowHash: h("r"), hashes: [h("1"), h("2")] },
     { companyId: "", groupId: "b", rowHash: h("s"), hashes: [null, null] },
   ]);
+});
+
+const entry = (i: number): SnapshotEntry => ({
+  companyId: "",
+  groupId: `g-${String(i).padStart(6, "0")}`,
+  rowHash: h(`r${i}`),
+  hashes: [h(`a${i}`), null, h(`c${i}`)],
+});
+test("durable(): entries added while an fsync is under way do not wait for it, and callers meanwhile share the next fsync", async (t) => {
+  const { control, release } = await slowSync(t, dir);
+  const path = join(dir, "group-commit.bin");
+  const writer = await SnapshotWriter.create(path, { properties: ["a", "b", "c"], hierarchical: false });
+  const entries: SnapshotEntry[] = [];
+  const add = (i: number) => {
+    entries.push(entry(i));
+    return writer.add(entries.at(-1)!);
+  };
+  for (let i = 0; i < 10; i++) assert.equal(add(i), undefined);
+  let firstDone = false;
+  const first = writer.durable().then(() => {
+    firstDone = true;
+  });
+  await until(() => control.calls === 1, "the first durable() is fsyncing");
+  // The fsync hangs: adding goes on without a promise, and five more durable() calls queue behind it.
+  const later: Promise<void>[] = [];
+  for (let i = 10; i < 15; i++) {
+    assert.equal(add(i), undefined, "an entry is added at once while the fsync is under way");
+    later.push(writer.durable());
+  }
+  await turns();
+  assert.equal(firstDone, false);
+  release();
+  await first;
+  await until(() => control.calls === 2, "the five later calls share one fsync");
+  await turns();
+  assert.equal(control.calls, 2);
+  release();
+  await Promise.all(later);
+  assert.equal(control.calls, 2);
+  // Every entry, in order, whatever was being written when it was added.
+  const finishing = writer.finish();
+  await until(() => control.calls === 3, "finish() fsyncs");
+  release();
+  await finishing;
+  assert.deepEqual(await readAll(path), entries);
+});
+
+test("durable(): a failed fsync fails every caller waiting for it and every later call, with the file named", async (t) => {
+  const { control, release } = await slowSync(t, dir);
+  const path = join(dir, "sync-fails.bin");
+  const writer = await SnapshotWriter.create(path, { properties: ["a", "b", "c"], hierarchical: false });
+  writer.add(entry(1));
+  const waiting = [writer.durable(), writer.durable()];
+  await until(() => control.calls === 1, "the fsync started");
+  control.fail = true;
+  release();
+  for (const result of await Promise.allSettled(waiting)) {
+    assert.equal(result.status, "rejected");
+    assert.ok(result.reason instanceof StateError, String(result.reason));
+    assert.match(result.reason.message, /sync-fails\.bin/);
+  }
+  writer.add(entry(2));
+  await assert.rejects(writer.durable(), StateError);
+  await writer.abandon();
 });

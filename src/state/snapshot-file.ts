@@ -420,9 +420,7 @@ export class SnapshotWriter {
     const framed = Buffer.allocUnsafe(8 + 16 + payload.length);
     framed.writeUInt32LE(payload.length, 0);
     framed.writeUInt32LE(this.#blockRecords, 4);
-    // The checksum field of format 3: CRC-32, then 12 zero bytes (`checksum`).
-    framed.writeUInt32LE(crc32(payload), 8);
-    framed.fill(0, 12, 24);
+    checksum(payload, false).copy(framed, 8);
     payload.copy(framed, 24);
     this.#sealed.push(framed);
     this.#used = 0;

@@ -2,7 +2,10 @@
  * The `groupsync` command line. Exit codes: 0 ok, 1 a sync failed, 2 invalid config or usage, 3 finished with
  * rejected rows, 4 `verify` found drift.
  */
+import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { jsonSchema, type SchemaKind } from "../config/json-schema.js";
 import { loadConfig } from "../config/load.js";
@@ -61,11 +64,31 @@ async function withSignals<T>(work: (options: Pick<RunSyncOptions, "signal" | "s
   }
 }
 
+/**
+ * groupsync's version, from its package.json: the nearest one above this module named groupsync (the module runs
+ * from src/cli in a checkout, dist/src/cli or dist/bundle when built, and an installed package has the same shape).
+ */
+export function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (manifest.name === "groupsync" && typeof manifest.version === "string") return manifest.version;
+    } catch {
+      // No package.json here, or not ours: look further up.
+    }
+    if (dirname(dir) === dir) return "unknown";
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command("groupsync")
     .description(
       "Keeps group profiles in Mixpanel, PostHog and Segment in step with warehouse tables, sending only what changed.",
     )
+    .version(packageVersion(), "-V, --version", "print groupsync's version")
     .option("-c, --config <path>", "path of sync.config.yaml", "sync.config.yaml")
     .option("--json", "machine-readable output on stdout")
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error", "silent"]))

@@ -42,6 +42,19 @@ describe("groupsync CLI", () => {
   });
   after(() => e2e.dispose());
 
+  test("--version and -V: package.json's version, exit 0, no config needed", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    for (const flag of ["--version", "-V"]) {
+      const result = await new Promise<Result>((resolve) =>
+        execFile(process.execPath, [bin, flag], { cwd: e2e.dir }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        ),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${version}\n`);
+    }
+  });
+
   test("validate: exit 0 and the sync names", async () => {
     const result = await cli(e2e, ["validate"]);
     assert.equal(result.code, 0, result.stderr);

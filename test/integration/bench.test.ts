@@ -87,6 +87,19 @@ test("npm run bench at 100,000 rows (the CI smoke run): every phase runs and rep
     assert.ok(chunks.includes("cli.js") && chunks.length > 3, `bundle files: ${chunks.join(", ")}`);
     for (const chunk of chunks.filter((name) => name !== "cli.js"))
       await import(pathToFileURL(join(bundle, chunk)).href);
+    // pg's chunk loads without pg's Cloudflare probe, which builds a Response and so loads Node's own fetch
+    // implementation (about 45 ms of every command that reads a table): scripts/bundle.mjs takes pg's Node.js branch.
+    const pgChunk = chunks.find((name) =>
+      readFileSync(join(bundle, name), "utf8").includes("node_modules/pg/lib/stream.js"),
+    );
+    assert.ok(pgChunk, "a chunk holds pg");
+    const probe = `await import(${JSON.stringify(pathToFileURL(join(bundle, pgChunk)).href)}); console.log(JSON.stringify(process.moduleLoadList.filter((name) => name.includes("deps/undici"))));`;
+    const loaded = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--input-type=module", "-e", probe], (error, text) =>
+        error ? reject(error) : resolve(text),
+      ),
+    );
+    assert.deepEqual(JSON.parse(loaded), [], "loading pg's chunk loads none of Node's fetch");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,12 +1,11 @@
 #!/usr/bin/env node
-import { rmSync } from "node:fs";
 // The second half of `npm run build`: bundles the compiled CLI (dist/src/cli.js) with esbuild into dist/bundle, which
 // bin/groupsync.js runs. Loading one module graph of a few files instead of several hundred (zod alone is about a
 // hundred) starts every command about 0.25 s sooner, which a scheduled sync pays on every run.
 // Kept out, loaded from node_modules as before: snowflake-sdk (tens of MB, loaded by the Snowflake session only when
 // it connects; it finds its own files at run time), pg's optional native binding, and undici (its CommonJS exports do
 // not survive esbuild's dynamic-import interop: `Pool` came back undefined). Connectors stay in chunks of their own.
-import { readFile } from "node:fs/promises";
+import { readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -20,8 +19,8 @@ const PG_RUNTIME_PROBE = "if (isCloudflareRuntime()) {";
 const pgNodeOnly = {
   name: "pg-node-only",
   setup(build) {
-    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
+    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const text = readFileSync(args.path, "utf8");
       if (!text.includes(PG_RUNTIME_PROBE)) {
         throw new Error(
           `${args.path} no longer contains "${PG_RUNTIME_PROBE}": check scripts/bundle.mjs's pg-node-only`,

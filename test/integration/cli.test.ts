@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -18,17 +19,19 @@ interface Result {
   stderr: string;
 }
 
-function cli(e2e: E2E, args: string[], env: Record<string, string> = {}): Promise<Result> {
+/** Runs `bin/groupsync.js` with `args`; never rejects: a failure is its exit code. */
+function runBin(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args, "--config", e2e.configFile],
-      { env: { ...process.env, ...e2e.env, GROUPSYNC_LOG_LEVEL: "warn", ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
+    execFile(process.execPath, [bin, ...args], { ...options, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function cli(e2e: E2E, args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return runBin([...args, "--config", e2e.configFile], {
+    env: { ...process.env, ...e2e.env, GROUPSYNC_LOG_LEVEL: "warn", ...env },
   });
 }
 
@@ -44,14 +47,16 @@ describe("groupsync CLI", () => {
 
   test("--version and -V: package.json's version, exit 0, no config needed", async () => {
     const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-    for (const flag of ["--version", "-V"]) {
-      const result = await new Promise<Result>((resolve) =>
-        execFile(process.execPath, [bin, flag], { cwd: e2e.dir }, (error, stdout, stderr) =>
-          resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-        ),
-      );
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, `${version}\n`);
+    // A folder with no sync.config.yaml in it.
+    const empty = mkdtempSync(join(tmpdir(), "groupsync-version-"));
+    try {
+      for (const flag of ["--version", "-V"]) {
+        const result = await runBin([flag], { cwd: empty });
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.stdout, `${version}\n`);
+      }
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
     }
   });
 

@@ -22,12 +22,20 @@ export interface DestinationLimits {
   readonly maxStringLength?: number;
 }
 
-/** An operation encoded for the wire, with its size, ready to be batched. */
+/**
+ * An operation encoded for the wire, with its size, ready to be batched. It lives until the operation is
+ * acknowledged (a retry sends it again), so it holds only what `send` needs: the delivery layer and the engine keep
+ * no reference to the operation itself, which can then die young instead of surviving scavenges for the length of
+ * a request. A destination whose `send` needs more (PostHog: the operation) returns a type of its own.
+ */
 export interface EncodedOperation {
-  readonly operation: GroupOperation;
-  /** The JSON text of the operation as it will appear in the request body. */
-  readonly json: string;
-  /** `Buffer.byteLength(json)`. */
+  /**
+   * The operation's JSON text as it will appear in the request body, as UTF-8 bytes: held as bytes (outside the
+   * JavaScript heap) rather than a string, the text itself dies young instead of being copied by every scavenge
+   * until the acknowledgement.
+   */
+  readonly json: Buffer;
+  /** `json.length`. */
   readonly bytes: number;
 }
 
@@ -59,8 +67,8 @@ export interface SendOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A destination adapter. */
-export interface Destination {
+/** A destination adapter; `E` is what its `encode` returns and its `send` takes back. */
+export interface Destination<E extends EncodedOperation = EncodedOperation> {
   /** Short name for logs, e.g. `mixpanel`. */
   readonly name: string;
   readonly limits: DestinationLimits;
@@ -72,9 +80,9 @@ export interface Destination {
    */
   readonly unsupported?: Readonly<Partial<Record<OperationKind, string>>>;
   /** Encodes one operation; throws nothing: an operation too large is caught by the delivery layer by size. */
-  encode(operation: GroupOperation): EncodedOperation;
+  encode(operation: GroupOperation): E;
   /** One attempt at one batch. Never throws for HTTP or network failures: it classifies them. */
-  send(batch: readonly EncodedOperation[], options?: SendOptions): Promise<SendOutcome>;
+  send(batch: readonly E[], options?: SendOptions): Promise<SendOutcome>;
   /** Closes connections. */
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@
  * per update object; in Hierarchical Groups projects every object carries the bare `$company_id`.
  */
 import type { Pool } from "undici";
-import { batchBytes } from "../../src/delivery/batcher.js";
+import { jsonArrayBody } from "../../src/delivery/batcher.js";
 import type { Destination, EncodedOperation, SendOptions, SendOutcome } from "../../src/destination.js";
 import type { GroupOperation } from "../../src/model.js";
 import { redact } from "../../src/secret.js";
@@ -80,20 +80,12 @@ export function createMixpanelDestination(config: MixpanelDestinationConfig): De
         default:
           return operation satisfies never;
       }
-      return { operation, json, bytes: Buffer.byteLength(json) };
+      const utf8 = Buffer.from(json, "utf8");
+      return { json: utf8, bytes: utf8.length };
     },
 
     async send(batch: readonly EncodedOperation[], options?: SendOptions): Promise<SendOutcome> {
-      // The texts are already JSON, and their UTF-8 lengths known: write them into one buffer, rather than join them
-      // into a string that undici would then encode again (two copies of every body on the JavaScript heap).
-      const body = Buffer.allocUnsafe(batchBytes(batch));
-      let at = 0;
-      body[at++] = 0x5b; // [
-      for (let i = 0; i < batch.length; i++) {
-        if (i > 0) body[at++] = 0x2c; // ,
-        at += body.write(batch[i]!.json, at, "utf8");
-      }
-      body[at++] = 0x5d; // ]
+      const body = jsonArrayBody(batch);
       try {
         const response = await (pool ?? (await connect())).request({
           path,

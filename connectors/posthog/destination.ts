@@ -8,6 +8,7 @@
  * group, so `delete` is always unsupported. Retries, backoff and splitting live in `src/delivery`.
  */
 import { Pool } from "undici";
+import { jsonArrayBody } from "../../src/delivery/batcher.js";
 import type { Destination, EncodedOperation, RejectedRecord, SendOptions, SendOutcome } from "../../src/destination.js";
 import type { GroupOperation, OperationKind } from "../../src/model.js";
 import { redact } from "../../src/secret.js";
@@ -25,6 +26,11 @@ export const MAX_GROUP_KEY_LENGTH = 400;
 
 const UNSET_WITHOUT_PERSONAL_KEY =
   "PostHog ingestion cannot remove a group property; set personal_api_key and project_id to remove them through the Groups REST API";
+/** PostHog's `send` needs the operation of an unset (its names, for the REST calls) and the group type of a set. */
+interface PostHogEncoded extends EncodedOperation {
+  readonly operation: GroupOperation;
+}
+
 /** Refused by `validate` for this destination (mapping `op: set_once` / `op: union`); never planned. */
 const LIST_OPS_UNSUPPORTED = {
   set_once: "PostHog has no set-once for group properties; use op: set",
@@ -34,7 +40,7 @@ const LIST_OPS_UNSUPPORTED = {
 const DELETE_UNSUPPORTED =
   "PostHog has no API that deletes one group (only a whole group type); use on_delete: unset to remove its properties, or on_delete: ignore";
 
-export function createPostHogDestination(config: PostHogDestinationConfig): Destination {
+export function createPostHogDestination(config: PostHogDestinationConfig): Destination<PostHogEncoded> {
   const hosts = posthogHosts(config);
   const ingestion = new URL(hosts.ingestion);
   const origin = ingestion.origin;
@@ -60,14 +66,14 @@ export function createPostHogDestination(config: PostHogDestinationConfig): Dest
    * value after a newer one (PostHog orders group updates by ingestion, not timestamp), and REST calls are
    * rate limited.
    */
-  const sentEvents = new WeakSet<EncodedOperation>();
-  const removed = new WeakMap<EncodedOperation, Set<string>>();
+  const sentEvents = new WeakSet<PostHogEncoded>();
+  const removed = new WeakMap<PostHogEncoded, Set<string>>();
   /** Group types checked for room in the project (with a personal key only). */
   const roomChecked = new Set<string>();
   let closed: Promise<void> | undefined;
 
-  async function capture(events: readonly EncodedOperation[], options?: SendOptions): Promise<SendOutcome> {
-    const body = `{"api_key":${apiKey},"batch":[${events.map((event) => event.json).join(",")}]}`;
+  async function capture(events: readonly PostHogEncoded[], options?: SendOptions): Promise<SendOutcome> {
+    const body = jsonArrayBody(events, `{"api_key":${apiKey},"batch":`, "}");
     try {
       const response = await pool.request({
         path: batchPath,
@@ -93,7 +99,7 @@ export function createPostHogDestination(config: PostHogDestinationConfig): Dest
   /** Removes the properties of one unset; `undefined` when done, else a reason to reject it, or an outcome. */
   async function unset(
     api: GroupsApi,
-    encoded: EncodedOperation,
+    encoded: PostHogEncoded,
     options?: SendOptions,
   ): Promise<string | SendOutcome | undefined> {
     const operation = encoded.operation as Extract<GroupOperation, { kind: "unset" }>;
@@ -125,7 +131,7 @@ export function createPostHogDestination(config: PostHogDestinationConfig): Dest
     },
     unsupported,
 
-    encode(operation: GroupOperation): EncodedOperation {
+    encode(operation: GroupOperation): PostHogEncoded {
       const { groupKey, groupId } = operation.ref;
       for (const [what, value] of [
         ["Group Key ($group_type)", groupKey],
@@ -164,10 +170,11 @@ export function createPostHogDestination(config: PostHogDestinationConfig): Dest
           return operation satisfies never;
       }
       const json = JSON.stringify(message);
-      return { operation, json, bytes: Buffer.byteLength(json) };
+      const utf8 = Buffer.from(json, "utf8");
+      return { operation, json: utf8, bytes: utf8.length };
     },
 
-    async send(batch: readonly EncodedOperation[], options?: SendOptions): Promise<SendOutcome> {
+    async send(batch: readonly PostHogEncoded[], options?: SendOptions): Promise<SendOutcome> {
       const events: number[] = [];
       const unsets: number[] = [];
       batch.forEach((encoded, index) => {

@@ -9,6 +9,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { Pool } from "undici";
+import { jsonArrayBody } from "../../src/delivery/batcher.js";
 import type { Destination, EncodedOperation, SendOptions, SendOutcome } from "../../src/destination.js";
 import type { GroupOperation, JsonValue, OperationKind } from "../../src/model.js";
 import { redact } from "../../src/secret.js";
@@ -113,11 +114,12 @@ export function createSegmentDestination(
         traits,
         context: { library: { name: "groupsync" } },
       });
-      return { operation, json, bytes: Buffer.byteLength(json) };
+      const utf8 = Buffer.from(json, "utf8");
+      return { json: utf8, bytes: utf8.length };
     },
 
     async send(batch: readonly EncodedOperation[], sendOptions?: SendOptions): Promise<SendOutcome> {
-      const body = `{"batch":[${batch.map((encoded) => encoded.json).join(",")}],"sentAt":"${new Date().toISOString()}"}`;
+      const body = jsonArrayBody(batch, '{"batch":', `,"sentAt":"${new Date().toISOString()}"}`);
       try {
         const response = await pool.request({
           path,

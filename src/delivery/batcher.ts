@@ -25,6 +25,25 @@ export function batchBytes(items: readonly Sized[]): number {
   return bytes + Math.max(0, items.length - 1);
 }
 
+/**
+ * A request body: `head`, then the JSON array of the items' encoded bytes, then `tail` (wrappers such as
+ * `{"batch":` and `}`), written into one Buffer: no string of the whole body, and no second encoding of it.
+ */
+export function jsonArrayBody(items: readonly { readonly json: Buffer }[], head = "", tail = ""): Buffer {
+  let bytes = Buffer.byteLength(head) + 2 + Buffer.byteLength(tail) + Math.max(0, items.length - 1);
+  for (const item of items) bytes += item.json.length;
+  const body = Buffer.allocUnsafe(bytes);
+  let at = body.write(head, 0, "utf8");
+  body[at++] = 0x5b; // [
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) body[at++] = 0x2c; // ,
+    at += items[i]!.json.copy(body, at);
+  }
+  body[at++] = 0x5d; // ]
+  body.write(tail, at, "utf8");
+  return body;
+}
+
 /** Why an operation of `bytes` can never be sent, or `undefined` if it can. */
 export function oversizeReason(bytes: number, limits: BatchLimits): string | undefined {
   if (bytes > limits.maxOperationBytes) {

@@ -44,7 +44,7 @@ export class PlanSink implements OperationSink {
   async enqueue(operation: GroupOperation): Promise<void> {
     if (this.skipped.check(this.destination, operation)) return;
     if (this.samples.length < this.keep) {
-      this.samples.push(JSON.parse(redact(this.destination.encode(operation).json)));
+      this.samples.push(JSON.parse(redact(this.destination.encode(operation).json.toString())));
     }
   }
   async flush(): Promise<void> {}

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Batcher, type BatchLimits, batchBytes, oversizeReason, splitInHalves } from "../../src/delivery/batcher.js";
+import {
+  Batcher,
+  type BatchLimits,
+  batchBytes,
+  jsonArrayBody,
+  oversizeReason,
+  splitInHalves,
+} from "../../src/delivery/batcher.js";
 
 const limits = (maxBatchOperations: number, maxBatchBytes: number, maxOperationBytes = maxBatchBytes): BatchLimits => ({
   maxBatchOperations,
@@ -153,3 +160,16 @@ for (const c of splitCases) {
     assert.deepEqual(splitInHalves(c.items), c.halves);
   });
 }
+
+test("jsonArrayBody: the items' bytes as a JSON array between head and tail, sized by batchBytes", () => {
+  const items = ['{"a":"é"}', '"✓"', "3"].map((text) => {
+    const json = Buffer.from(text);
+    return { json, bytes: json.length };
+  });
+  const bare = jsonArrayBody(items);
+  assert.equal(bare.toString(), '[{"a":"é"},"✓",3]');
+  assert.equal(bare.length, batchBytes(items));
+  const wrapped = jsonArrayBody(items, '{"key":"ü","batch":', ',"sentAt":"now"}');
+  assert.deepEqual(JSON.parse(wrapped.toString()), { key: "ü", batch: [{ a: "é" }, "✓", 3], sentAt: "now" });
+  assert.equal(jsonArrayBody([], "{", "}").toString(), "{[]}");
+});

@@ -5,19 +5,22 @@ import { Delivery, type OperationResult } from "../../src/delivery/delivery.js";
 import type { Destination, EncodedOperation } from "../../src/destination.js";
 import type { GroupOperation } from "../../src/model.js";
 
+/** The fake's encoded operation keeps the operation, so that `send` can report what it was given. */
+type Encoded = EncodedOperation & { readonly operation: GroupOperation };
+
 const ref = (groupId: string) => ({ groupKey: "company", groupId });
 
 test("unsupported kinds are reported as skipped, once-logged, and the rest is delivered", async () => {
   const sent: string[] = [];
   const encoded: string[] = [];
-  const destination: Destination = {
+  const destination: Destination<Encoded> = {
     name: "fake",
     limits: { maxBatchOperations: 10, maxBatchBytes: 10_000, maxOperationBytes: 1000, concurrency: 1 },
     unsupported: { unset: "cannot unset here", delete: "cannot delete here" },
-    encode: (operation): EncodedOperation => {
+    encode: (operation): Encoded => {
       encoded.push(operation.kind);
-      const json = JSON.stringify(operation.ref.groupId);
-      return { operation, json, bytes: Buffer.byteLength(json) };
+      const json = Buffer.from(JSON.stringify(operation.ref.groupId));
+      return { operation, json, bytes: json.length };
     },
     send: async (batch) => {
       sent.push(...batch.map((item) => `${item.operation.kind}:${item.operation.ref.groupId}`));

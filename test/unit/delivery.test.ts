@@ -7,6 +7,9 @@ import type { Destination, EncodedOperation, SendOutcome } from "../../src/desti
 import { DestinationError } from "../../src/errors.js";
 import type { GroupOperation } from "../../src/model.js";
 
+/** The fake's encoded operation keeps the operation, so that `send` can report what it was given. */
+type Encoded = EncodedOperation & { readonly operation: GroupOperation };
+
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 process.on("unhandledRejection", onUnhandled);
@@ -20,12 +23,12 @@ function fake(script: (ids: string[], call: number) => Promise<SendOutcome> | Se
   const batches: string[][] = [];
   let inFlight = 0;
   const state = { peak: 0 };
-  const destination: Destination = {
+  const destination: Destination<Encoded> = {
     name: "fake",
     limits: { maxBatchOperations: 4, maxBatchBytes: 10_000, maxOperationBytes: 1000, concurrency },
-    encode: (operation): EncodedOperation => {
-      const json = JSON.stringify(operation.ref.groupId);
-      return { operation, json, bytes: Buffer.byteLength(json) };
+    encode: (operation): Encoded => {
+      const json = Buffer.from(JSON.stringify(operation.ref.groupId));
+      return { operation, json, bytes: json.length };
     },
     send: async (batch) => {
       const ids = batch.map((encoded) => encoded.operation.ref.groupId);

@@ -493,15 +493,25 @@ export class Merge {
   /** Hands `operations` from `from` on to the sink; returns a promise only when the sink made it wait. */
   #enqueue(sending: Sending, operations: readonly Operation[], from: number): Promise<void> | undefined {
     for (let i = from; i < operations.length; i++) {
-      const operation = operations[i]!;
-      const wait = this.#o.sink.enqueue(operation.op, (result) => this.#outcome(sending, operation, result));
+      const { op, apply, maybe } = operations[i]!;
+      const wait = this.#o.sink.enqueue(op, this.#onResult(sending, apply, maybe));
       if (wait) return i + 1 < operations.length ? wait.then(() => this.#enqueue(sending, operations, i + 1)) : wait;
     }
     return undefined;
   }
 
+  /**
+   * The callback for one operation's outcome. It lives until the acknowledgement, so it is made here, where it
+   * can hold nothing but what the outcome records: a closure made in `#enqueue` would share that function's
+   * context, which holds `operations` for the `.then` there, and so keep every operation's properties alive (and
+   * promoted by scavenges) for the length of a request.
+   */
+  #onResult(sending: Sending, apply: () => void, maybe: (() => void) | undefined): (result: OperationResult) => void {
+    return (result) => this.#outcome(sending, apply, maybe, result);
+  }
+
   /** Records one operation's outcome; the group's slot settles with its last one. */
-  #outcome(sending: Sending, { apply, maybe }: Operation, result: OperationResult): void {
+  #outcome(sending: Sending, apply: () => void, maybe: (() => void) | undefined, result: OperationResult): void {
     const { slot, touched } = sending;
     if (result.ok) {
       apply();

@@ -25,6 +25,7 @@ export class CommitWindow {
   #head = 0;
   /** Groups waiting (a slot of carried records counts each of them). */
   #groups = 0;
+  #peak = 0;
   #wake: (() => void) | undefined;
 
   /** Groups waiting in memory. */
@@ -32,9 +33,15 @@ export class CommitWindow {
     return this.#groups;
   }
 
+  /** Most groups that waited at once. */
+  get peak(): number {
+    return this.#peak;
+  }
+
   push(slot: Slot): void {
     this.#slots.push(slot);
     this.#groups += slot.records ? slot.records.to - slot.records.from : 1;
+    if (this.#groups > this.#peak) this.#peak = this.#groups;
   }
 
   /** Called when a slot's pending count reached zero. */

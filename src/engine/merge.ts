@@ -130,6 +130,13 @@ function parseItems(text: string | null): ListItem[] {
     : [];
 }
 
+/**
+ * Previous entries carried in one stretch, with no source group between them (the keys before a resumed backfill's
+ * first row, outside a `--where` backfill, between the changed rows of an incremental run, after the last row read),
+ * before they are written out: the window holds them until then.
+ */
+const CARRY_STRETCH = 256;
+
 export class Merge {
   readonly #o: MergeOptions;
   readonly #previous: EntryCursor;
@@ -148,6 +155,9 @@ export class Merge {
 
   /** Entries of the previous snapshot can be written as they are (same layout, comparable row hashes). */
   readonly #passThrough: boolean;
+
+  /** Entries carried since the window was last written out (`keepUp`). */
+  #carried = 0;
 
   constructor(options: MergeOptions, previous: EntryCursor) {
     this.#passThrough = options.layout.identity && options.rowHashesValid;
@@ -188,6 +198,12 @@ export class Merge {
 
   #carry(entry: SnapshotEntry): void {
     this.#window.push({ entry, pending: 0, keep: true });
+    this.#carried++;
+  }
+
+  /** Most groups the window held at once: what the run kept in memory waiting to be written. */
+  get windowPeak(): number {
+    return this.#window.peak;
   }
 
   /** Carries a previous entry: as it is (its bytes are copied) when the layout allows, else translated. */
@@ -238,6 +254,8 @@ export class Merge {
       if (order === 0) return this.#diff(group, next);
       const spilled = this.#absent(next);
       if (spilled) return spilled.then(() => this.group(group));
+      // A long stretch of entries before this group's key (the engine writes the window out only between groups).
+      if (this.#carried >= CARRY_STRETCH) return this.keepUp().then(() => this.group(group));
     }
   }
 
@@ -543,6 +561,7 @@ export class Merge {
 
   /** Writes settled groups; pauses (backpressure) while too many wait for acknowledgements. */
   async keepUp(): Promise<void> {
+    this.#carried = 0;
     await this.#window.drain(this.#o.write);
     while (this.#window.size > this.#o.maxWindow) {
       // The oldest waiting group's operation may sit in a batch that is not full yet: send it, or we wait forever.
@@ -557,6 +576,7 @@ export class Merge {
     for (let next = await this.#previous.peek(); next; next = await this.#previous.peek()) {
       this.#previous.skip();
       await this.#absent(next);
+      if (this.#carried >= CARRY_STRETCH) await this.keepUp();
     }
   }
 

@@ -417,6 +417,7 @@ async function execute(
       failure ??= error;
     }
     await merge.drain();
+    log.debug({ window_peak: merge.windowPeak }, "most groups held in memory at once, waiting to be written");
 
     // 6. Mirror deletes, only after the whole source was read, and only within the guard.
     let kept: SnapshotWriter | undefined;

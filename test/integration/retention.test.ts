@@ -1,5 +1,6 @@
 /**
- * What a run keeps in memory. An operation (its properties, coerced values) is needed only
+ * What a run keeps in memory. The groups waiting to be written stay few however far apart the keys read are in the
+ * snapshot. An operation (its properties, coerced values) is needed only
  * until it is encoded; what waits for the acknowledgement is its encoded bytes and what the outcome records. Kept
  * longer, every row of a backfill would survive scavenges and be promoted to the old generation (measured: 0.4 GB
  * more promoted per 1M rows, and more GC time on the main thread).
@@ -75,4 +76,36 @@ describe("operations in flight", () => {
     assert.deepEqual(e2e.profiles(), await simpleProfiles(e2e));
     assert.equal(alive, 0, `${alive} of the 10 operations in the request in flight were still reachable`);
   });
+});
+
+describe("snapshot entries carried between the keys read", () => {
+  let e2e: E2E;
+  before(async () => {
+    e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 500 });
+    await createSimpleTable(e2e, 3000);
+    assert.equal((await e2e.run()).groups_created, 3000);
+  });
+  after(() => e2e.dispose());
+
+  /** The run's debug line with the most groups its window held at once. */
+  const windowPeak = (from: number): number => {
+    const lines = e2e.logs.slice(from).filter((line) => line.window_peak !== undefined);
+    assert.equal(lines.length, 1, "one window_peak line per run");
+    return Number(lines[0]!.window_peak);
+  };
+
+  for (const [where, gap] of [
+    ["id = 'g03000'", "before the first key read"],
+    ["id = 'g00001'", "after the last key read"],
+  ] as const) {
+    test(`a backfill --where ${where} carries the 2,999 entries ${gap} a stretch at a time`, async () => {
+      const from = e2e.logs.length;
+      const summary = await e2e.run({ backfill: { where }, maxWindow: 100 });
+      assert.equal(summary.status, "ok", JSON.stringify(summary.error));
+      assert.equal(summary.groups_updated, 1);
+      const peak = windowPeak(from);
+      assert.ok(peak <= 100 + 256, `the window held ${peak} groups at once (maxWindow 100)`);
+      assert.equal((await e2e.run()).unchanged, 3000, "every carried entry was written");
+    });
+  }
 });

@@ -18,9 +18,9 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
 const connectors = await loadConnectors();
+
 describe("operations in flight", () => {
   let e2e: E2E;
-
   before(async () => {
     e2e = await startE2E({ mapping: SIMPLE_MAPPING, batchSize: 10 });
     await createSimpleTable(e2e, 40);

@@ -6,6 +6,8 @@
  *   (e) backfill: every group's properties again, several requests in flight
  *   (e') the sending half of (e) alone: as many operations through the real delivery layer and Mixpanel
  *        destination (bench/delivery-child.ts), to show what groupsync can send when the source is not the limit
+ *   (f) backfill --where of the second half: the first half's snapshot entries are carried in one stretch (its RSS
+ *       shows that they are written out as they go, not held)
  * Each phase runs the real CLI (`node bin/groupsync.js`, as `npx groupsync` in a checkout) as a child process
  * against a receiver in a third process. Writes JSON (`--out`) and prints a markdown table. `--state N` measures a
  * snapshot of N groups instead (add `--rows` to measure both). Counts are checked (exit 1 when one is off);
@@ -380,6 +382,20 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
       `(e') sending alone: ${(sending.wallMs / 1000).toFixed(2)} s, ${stats.requests} requests, ${stats.updates} updates`,
     );
     expect("e'", "$set updates", stats.sets, operations);
+
+    // (f) A backfill of the second half: the first half's snapshot entries come before its first row and are carried
+    // in one stretch, which must be written out as it goes, not held (peak RSS as (e)'s, however large the table).
+    const half = `acct_${String(Math.floor(options.rows / 2)).padStart(8, "0")}`;
+    const where = `group_id > '${half}'`;
+    const { rows: halfRows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${TABLE} WHERE ${where}`);
+    const second = await phase("f", "backfill --where of the second half (first half carried)", [
+      "backfill",
+      "--no-progress",
+      "--where",
+      where,
+    ]);
+    expect("f", "$set updates", second.sets, Number(halfRows[0]!.n));
+    expect("f", "other updates", second.updates - second.sets, 0);
     return phases;
   } finally {
     receiver.stop();

@@ -37,7 +37,7 @@ test("npm run bench at 100,000 rows (the CI smoke run): every phase runs and rep
     assert.deepEqual(result.problems, []);
     assert.equal(result.rows, ROWS);
     const phases = Object.fromEntries((result.phases ?? []).map((phase) => [phase.id, phase]));
-    assert.deepEqual(Object.keys(phases), ["a", "b", "c", "d", "e", "e'"]);
+    assert.deepEqual(Object.keys(phases), ["a", "b", "c", "d", "e", "e'", "f"]);
     for (const phase of Object.values(phases)) {
       assert.ok(phase.wallMs > 0 && Number.isFinite(phase.ratio), `${phase.id}: a wall time and a ratio`);
       assert.ok(phase.peakRssMb === null || phase.peakRssMb > 1, `${phase.id}: peak RSS ${phase.peakRssMb}`);
@@ -74,6 +74,10 @@ test("npm run bench at 100,000 rows (the CI smoke run): every phase runs and rep
     // (e') the same operations through the sending half alone.
     assert.equal(phases["e'"]!.sets, ROWS - deleted);
     assert.ok(phases["e'"]!.requests >= (ROWS - deleted) / 200);
+    // (f) the rows after the middle key (keys are zero-padded: text order is number order) that (d) did not delete.
+    let secondHalf = 0;
+    for (let i = ROWS / 2 + 1; i <= ROWS; i++) if (i % 1000 !== 7) secondHalf++;
+    assert.deepEqual({ sets: phases.f!.sets, updates: phases.f!.updates }, { sets: secondHalf, updates: secondHalf });
     // The state part: every entry written was read back.
     assert.equal(result.state?.entries, STATE);
     assert.ok((result.state?.fileBytes ?? 0) > STATE * 8);

@@ -236,8 +236,10 @@ describe("a $union whose answer was lost", () => {
   test("its items count as maybe added: when one leaves the list, the next run removes it", async () => {
     assert.equal((await e2e.run()).status, "ok");
     await e2e.db.query("update accounts set features = '{a,b}'");
-    // Every attempt is applied, but answered after the 2 s timeout: the run cannot know that "b" arrived.
-    e2e.receiver.fail({ delayMs: 2500 }, { delayMs: 2500 });
+    // Every attempt is applied, but answered after the 2 s timeout: the run cannot know that "b" arrived. undici checks
+    // timeouts on a coarse clock (about 0.5–1 s), so the answer comes well past it: at 2.5 s it sometimes came first
+    // on a loaded machine (a clean-clone CI run saw the run succeed).
+    e2e.receiver.fail({ delayMs: 4000 }, { delayMs: 4000 });
     const lost = await e2e.run();
     assert.equal(lost.status, "failed");
     assert.deepEqual(e2e.profiles().acme?.features, ["a", "b"]);

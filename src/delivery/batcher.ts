@@ -29,10 +29,8 @@ export function batchBytes(items: readonly Sized[]): number {
  * A request body: `head`, then the JSON array of the items' encoded bytes, then `tail` (wrappers such as
  * `{"batch":` and `}`), written into one Buffer: no string of the whole body, and no second encoding of it.
  */
-export function jsonArrayBody(items: readonly { readonly json: Buffer }[], head = "", tail = ""): Buffer {
-  let bytes = Buffer.byteLength(head) + 2 + Buffer.byteLength(tail) + Math.max(0, items.length - 1);
-  for (const item of items) bytes += item.json.length;
-  const body = Buffer.allocUnsafe(bytes);
+export function jsonArrayBody(items: readonly (Sized & { readonly json: Buffer })[], head = "", tail = ""): Buffer {
+  const body = Buffer.allocUnsafe(Buffer.byteLength(head) + batchBytes(items) + Buffer.byteLength(tail));
   let at = body.write(head, 0, "utf8");
   body[at++] = 0x5b; // [
   for (let i = 0; i < items.length; i++) {

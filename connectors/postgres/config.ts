@@ -29,6 +29,10 @@ export const postgresSourceSchema = z
       .max(100_000)
       .default(5000)
       .meta({ description: "Rows fetched from the cursor at a time." }),
+    parallel_hash: z.boolean().default(true).meta({
+      description:
+        "Let PostgreSQL compute the hash pass with parallel workers (as many as the server's max_parallel_workers_per_gather allows). false: one process.",
+    }),
   })
   .meta({ description: "A PostgreSQL database." });
 

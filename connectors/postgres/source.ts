@@ -57,6 +57,17 @@ interface Lease {
   release(destroy?: boolean): void;
 }
 
+/**
+ * Settings of the hash pass's transaction with `parallel_hash`. The planner prices the row hash as one operator per
+ * row, not as the hashing of every column it is, so it keeps a read of a million keys in one process: the cost it
+ * charges for passing each row from a worker to the leader outweighs the work it sees. Without that charge, a big
+ * enough read (past `min_parallel_index_scan_size`/`min_parallel_table_scan_size`, and worth `parallel_setup_cost`) runs
+ * as a Gather Merge over parallel scans, which keeps the key order. The number of workers stays the server's
+ * (`max_parallel_workers_per_gather`, `max_parallel_workers`), and a cursor never runs in parallel, so reads with
+ * parameters do not change.
+ */
+const PARALLEL_HASH = "; SET LOCAL parallel_tuple_cost = 0";
+
 export function createPostgresSource(config: PostgresSourceConfig): Source {
   const target = describeTarget(config.url.reveal());
   const timeout = Math.max(0, Math.trunc(config.statement_timeout));
@@ -122,8 +133,8 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
   }
 
   /** Opens the read-only transaction every statement runs in. The timeout is an integer we computed, not input. */
-  async function begin(lease: Lease): Promise<void> {
-    await lease.client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${timeout}`);
+  async function begin(lease: Lease, settings = ""): Promise<void> {
+    await lease.client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${timeout}${settings}`);
   }
 
   /** Ends the transaction and returns the connection; drops the connection if it is in an unknown state. */
@@ -336,7 +347,10 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     yield* parseCopyRows(copyText(spec, options, inner), options.batchSize);
   }
 
-  /** The COPY text of a statement without parameters, as the server sends it (chunks may end mid-row). */
+  /**
+   * The COPY text of a hash pass without parameters, as the server sends it (chunks may end mid-row), in parallel
+   * when `parallel_hash` lets it.
+   */
   async function* copyText(spec: ReadSpec, options: ReadOptions, inner: Statement): AsyncGenerator<Buffer> {
     const { signal } = options;
     const prefix = "COPY (";
@@ -351,7 +365,7 @@ export function createPostgresSource(config: PostgresSourceConfig): Source {
     const stream = copyTo(statement.sql);
     const abort = () => stream.destroy(signal?.reason);
     try {
-      await begin(lease);
+      await begin(lease, config.parallel_hash ? PARALLEL_HASH : "");
       signal?.addEventListener("abort", abort, { once: true });
       yield* lease.client.query(stream) as AsyncIterable<Buffer>;
       finished = true;

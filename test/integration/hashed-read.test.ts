@@ -181,6 +181,64 @@ describe("PostgreSQL row hashes and lookups", () => {
     ]);
   });
 
+  test("parallel_hash: the hash pass, and only it, plans without the per-row cost of parallel workers", async () => {
+    // The read returns its rows only where the planner's cost of passing a row from a worker is 0.
+    const probe: ReadSpec = {
+      query: "select id, n from t where current_setting('parallel_tuple_cost')::float8 = 0",
+      columns: ["id", "n"],
+      orderBy: ["id"],
+    };
+    const hashed = async (reader: Source) =>
+      (await all(reader.hashes!.keys({ ...probe, hashColumns: ["n"] }, { batchSize: 10 }))).length;
+    assert.equal(await hashed(source), 6, "the default hash pass");
+    assert.equal((await all(source.read(probe, { batchSize: 10 }))).length, 0, "a full read keeps the server's cost");
+    const serial = createPostgresSource(
+      postgresSourceSchema.parse({ type: "postgres", url: db.url, parallel_hash: false }),
+    );
+    try {
+      await serial.check();
+      assert.equal(await hashed(serial), 0, "parallel_hash: false");
+    } finally {
+      await serial.close();
+    }
+  });
+
+  test("parallel_hash: a big hash pass runs on parallel workers and keeps the key order", async () => {
+    // Big enough that, at the server's default costs, workers pay for their set-up once rows are free to pass.
+    const name = (await db.query("select current_database() as name")).rows[0].name as string;
+    await db.query(`
+      create table wide (id text collate "C" primary key, n int, pad text);
+      insert into wide select 'k' || g, g, repeat(md5(g::text), 4) from generate_series(1, 200000) g;
+      analyze wide;`);
+    const launched = async () =>
+      Number(
+        (await db.query("select parallel_workers_launched as n from pg_stat_database where datname = $1", [name]))
+          .rows[0].n,
+      );
+    const reader = createPostgresSource(postgresSourceSchema.parse({ type: "postgres", url: db.url }));
+    const wideSpec: ReadSpec = { from: "public.wide", columns: ["id"], orderBy: ["id"] };
+    const before = await launched();
+    let keys: string[];
+    let plain: string[];
+    try {
+      await reader.check();
+      await reader.describe(wideSpec);
+      const hashSpec = { ...wideSpec, hashColumns: ["n", "pad"] };
+      keys = (await all(reader.hashes!.keys(hashSpec, { batchSize: 5000 }))).map((row) => row[0] as string);
+      plain = (await all(reader.read(wideSpec, { batchSize: 5000 }))).map((row) => row[0] as string);
+    } finally {
+      // A backend that ends reports its statistics at once (an idle one waits up to 10 s).
+      await reader.close();
+    }
+    assert.equal(keys.length, 200000);
+    assert.deepEqual(keys, plain, "the same keys in the same order as the plain read");
+    const deadline = Date.now() + 10_000;
+    while ((await launched()) === before) {
+      assert.ok(Date.now() < deadline, "no parallel worker was launched for the hash pass");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
   test("a hash read stopped early leaves no COPY running and the source usable", async () => {
     const many: ReadSpec = {
       query: "select g::text as id, g as n from generate_series(1, 200000) g",

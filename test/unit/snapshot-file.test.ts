@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -258,4 +258,32 @@ test("durable(): a failed fsync fails every caller waiting for it and every late
   writer.add(entry(2));
   await assert.rejects(writer.durable(), StateError);
   await writer.abandon();
+});
+
+test("full blocks reuse a few frame buffers once they are written, and every entry reads back", async (t) => {
+  // Each new Buffer counts as external memory, and V8 runs a full collection for every few tens of MB of it.
+  const large: number[] = [];
+  const allocUnsafe = Buffer.allocUnsafe;
+  t.mock.method(Buffer, "allocUnsafe", (size: number) => {
+    if (size >= 64 * 1024) large.push(size);
+    return allocUnsafe(size);
+  });
+  const path = join(dir, "frames.bin");
+  const writer = await SnapshotWriter.create(path, { properties: ["a", "b", "c"], hierarchical: false });
+  const entries: SnapshotEntry[] = [];
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < 150_000; i++) {
+    entries.push(entry(i));
+    const wait = writer.add(entries.at(-1)!);
+    // Blocks sealed while others are written (durable() seals small ones too), with waits now and then.
+    if (i % 10_007 === 0) pending.push(writer.durable());
+    if (wait && i % 3 === 0) await wait;
+  }
+  await Promise.all(pending);
+  await writer.finish();
+  const blocks = Math.ceil(statSync(path).size / (64 * 1024));
+  assert.ok(blocks > 50, `${blocks} blocks`);
+  // The writer's own block buffer, and at most a handful of frames in flight or spare.
+  assert.ok(large.length <= 8, `${large.length} buffers of 64 KiB or more for ${blocks} blocks`);
+  assert.deepEqual(await readAll(path), entries);
 });

@@ -287,3 +287,57 @@ test("full blocks reuse a few frame buffers once they are written, and every ent
   assert.ok(large.length <= 8, `${large.length} buffers of 64 KiB or more for ${blocks} blocks`);
   assert.deepEqual(await readAll(path), entries);
 });
+
+/** A writer of 12-property entries, for tests that write tens of MB, and a way to add the next entry. */
+async function bigWriter(name: string) {
+  const path = join(dir, name);
+  const properties = Array.from({ length: 12 }, (_, p) => `p${p}`);
+  const writer = await SnapshotWriter.create(path, { properties, hierarchical: false });
+  const entries: SnapshotEntry[] = [];
+  const add = async () => {
+    const i = entries.length;
+    assert.ok(i < 2_000_000, "runaway test");
+    entries.push({
+      companyId: "",
+      groupId: `g-${String(i).padStart(8, "0")}`,
+      rowHash: h(`r${i}`),
+      hashes: properties.map((_, p) => h(`${i}.${p}`)),
+    });
+    const wait = writer.add(entries.at(-1)!);
+    if (wait) await wait;
+  };
+  return { path, writer, entries, add };
+}
+
+test("a large snapshot is fsynced in the background as it is written, and writing never waits for that fsync", async (t) => {
+  const { control, release } = await slowSync(t, dir);
+  const { path, writer, entries, add } = await bigWriter("background.bin");
+  while (control.calls === 0) await add();
+  const started = statSync(path).size;
+  assert.ok(started >= 16 * 1024 * 1024, `the background fsync started after ${started} bytes`);
+  // That fsync hangs; 4 MiB more are written meanwhile, and no second fsync starts.
+  while (statSync(path).size < started + 4 * 1024 * 1024) await add();
+  assert.equal(control.calls, 1);
+  release();
+  const finishing = writer.finish();
+  await until(() => control.calls === 2, "finish() fsyncs");
+  release();
+  await finishing;
+  assert.deepEqual(await readAll(path), entries);
+});
+
+test("a background fsync that fails fails the writer, with the file named", async (t) => {
+  const { control, release } = await slowSync(t, dir);
+  const { writer, add } = await bigWriter("background-fails.bin");
+  while (control.calls === 0) await add();
+  control.fail = true;
+  release();
+  await assert.rejects(
+    async () => {
+      for (;;) await add();
+    },
+    (error: unknown) => error instanceof StateError && /background-fails\.bin/.test(error.message),
+  );
+  await assert.rejects(writer.finish(), StateError);
+  await writer.abandon();
+});

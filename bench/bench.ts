@@ -19,7 +19,19 @@
  *                    [--state 10000000] [--pg-url postgres://…] [--out bench-results/bench.json]
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, release, tmpdir, totalmem, type } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -343,6 +355,9 @@ async function benchTable(options: Options & { rows: number }, databaseUrl: stri
       () => {
         rmSync(stateDir, { recursive: true, force: true });
         cpSync(savedState, stateDir, { recursive: true });
+        // A real run finds the previous snapshot on disk (its run fsynced it); this copy would otherwise still be in
+        // the page cache, and the first fsync of (d) would wait for the kernel to write all of it.
+        flushTree(stateDir);
       },
       (run) => {
         expect("d", "$set updates", run.sets, changes.changed);
@@ -489,6 +504,25 @@ async function main(): Promise<void> {
   process.stdout.write(`${markdown(result)}\n`);
   log(`results written to ${options.out}`);
   if (problems.length > 0) process.exitCode = 1;
+}
+
+/** fsyncs every file under `dir`, and the folders, as the run that wrote them did. */
+function flushTree(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) flushTree(path);
+    else if (entry.isFile()) fsyncPath(path);
+  }
+  fsyncPath(dir);
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 await main();

@@ -440,12 +440,7 @@ export class SnapshotWriter {
     if (this.#blockRecords === 0) return;
     const payload = this.#block.subarray(0, this.#used);
     const size = FRAME_HEAD + payload.length;
-    // A small block (sealed early by durable()) gets a buffer its size; a full one a reusable frame.
-    const framed = (
-      size > FRAME_CAPACITY
-        ? Buffer.allocUnsafe(size)
-        : (this.#spare.pop() ?? Buffer.allocUnsafe(payload.length < BLOCK_TARGET ? size : FRAME_CAPACITY))
-    ).subarray(0, size);
+    const framed = this.#frameBuffer(size).subarray(0, size);
     framed.writeUInt32LE(payload.length, 0);
     framed.writeUInt32LE(this.#blockRecords, 4);
     checksum(payload, false).copy(framed, 8);
@@ -470,6 +465,15 @@ export class SnapshotWriter {
         this.#background = undefined;
       },
     );
+  }
+
+  /**
+   * A buffer for a frame of `size` bytes: a spare one when it fits; else a new one, of FRAME_CAPACITY bytes for a
+   * full block so that it can be reused, and of its own size for a small block (sealed early by `durable()`).
+   */
+  #frameBuffer(size: number): Buffer {
+    if (size > FRAME_CAPACITY) return Buffer.allocUnsafe(size);
+    return this.#spare.pop() ?? Buffer.allocUnsafe(size - FRAME_HEAD < BLOCK_TARGET ? size : FRAME_CAPACITY);
   }
 
   /** Keeps a written frame for a later block, when it is a whole FRAME_CAPACITY buffer and there is room. */
